@@ -1,0 +1,3 @@
+from skipvae.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""One dataclass configures a run: data, model, training and evaluation.
+
+`make_config(dataset, model, profile, **overrides)` starts from the paper's official hyperparameters
+for the dataset's family, applies the profile (`smoke`, `cpu`, `paper`) and then the user's overrides,
+and validates the result before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from skipvae.errors import ConfigError
+
+DATASETS = ("mnist", "omniglot", "yahoo")
+ARCHS = ("pixelcnn", "mlp", "lstm")
+MODELS = ("vae", "skip-vae", "sa-vae", "skip-sa-vae")
+PROFILES = ("smoke", "cpu", "paper")
+OPTIMIZERS = ("adam", "sgd")
+ARCHS_FOR = {"mnist": ("pixelcnn", "mlp"), "omniglot": ("pixelcnn", "mlp"), "yahoo": ("lstm",)}
+
+
+@dataclass
+class RunConfig:
+    # what
+    dataset: str = "mnist"
+    arch: str = "pixelcnn"
+    model: str = "vae"
+    profile: str = "paper"
+    seed: int = 0
+    latent_dim: int = 20
+    # image encoder (ResNet) and decoder (gated PixelCNN / MLP)
+    enc_channels: int = 64
+    dec_layers: int = 8
+    dec_channels: int = 32
+    dec_kernels: list[int] | None = None  # one kernel size per PixelCNN layer; None: all 3
+    mlp_hidden: int = 1024
+    # text encoder and decoder (LSTM)
+    emb_dim: int = 512
+    enc_hidden: int = 1024
+    dec_hidden: int = 1024
+    dropout: float = 0.5
+    max_len: int = 200
+    init_uniform: float | None = None  # U(-a, a) init of all parameters (text); None: PyTorch default
+    # semi-amortized inference (sa-vae, skip-sa-vae)
+    svi_steps: int = 20
+    svi_lr: float = 1.0
+    svi_momentum: float = 0.5
+    svi_clip: float = 5.0
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 50
+    epochs: int = 100
+    grad_clip: float = 5.0
+    warmup_epochs: int = 0  # KL weight beta goes linearly from beta_start to 1 over these epochs
+    beta_start: float = 0.1
+    lr_decay_after: int | None = None  # text: halve lr when validation stops improving after this epoch
+    lr_decay: float = 0.5
+    min_lr: float = 0.03  # stop once lr falls below this (text schedule)
+    # data sizes (None: the whole split)
+    n_train: int | None = None
+    n_valid: int | None = None
+    n_test: int | None = None
+    # evaluation
+    iw_samples: int = 500
+    iw_chunk: int = 50
+    n_eval_nll: int | None = None  # test examples that get the IW-NLL (None: all)
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def skip(self) -> bool:
+        """True for the generative skip models (z enters every decoder layer)."""
+        return self.model.startswith("skip")
+
+    @property
+    def semi_amortized(self) -> bool:
+        """True for SA-VAE and Skip-SA-VAE (SVI refinement of the encoder's output)."""
+        return self.model.endswith("sa-vae")
+
+    @property
+    def kernels(self) -> list[int]:
+        return list(self.dec_kernels) if self.dec_kernels is not None else [3] * self.dec_layers
+
+    def validate(self) -> "RunConfig":
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("model", self.model, MODELS)
+        _choice("profile", self.profile, PROFILES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice(f"arch for dataset {self.dataset!r}", self.arch, ARCHS_FOR[self.dataset])
+        for name in ("latent_dim", "batch_size", "epochs", "enc_channels", "dec_channels", "mlp_hidden",
+                     "emb_dim", "enc_hidden", "dec_hidden", "iw_samples", "iw_chunk", "max_len"):
+            _positive(name, getattr(self, name))
+        for name in ("n_train", "n_valid", "n_test", "n_eval_nll"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if self.dec_layers < 1:
+            raise ConfigError(f"dec_layers={self.dec_layers}: the decoder needs at least 1 layer; "
+                              f"use --dec-layers 1 or more.")
+        if self.arch == "mlp" and self.dec_layers < 1:
+            raise ConfigError("the MLP decoder needs dec_layers >= 1")
+        if self.dec_kernels is not None:
+            if len(self.dec_kernels) != self.dec_layers:
+                raise ConfigError(f"dec_kernels has {len(self.dec_kernels)} sizes but dec_layers="
+                                  f"{self.dec_layers}; give one kernel size per layer.")
+            bad = [k for k in self.dec_kernels if k < 3 or k % 2 == 0]
+            if bad:
+                raise ConfigError(f"PixelCNN kernel sizes must be odd and >= 3, got {bad}.")
+        if self.semi_amortized and self.svi_steps < 1:
+            raise ConfigError(f"model {self.model!r} needs svi_steps >= 1, got {self.svi_steps}; "
+                              f"use --model {self.model.replace('sa-vae', 'vae')} for no refinement.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
+        if self.lr <= 0 or self.grad_clip <= 0 or self.svi_lr <= 0:
+            raise ConfigError("lr, grad_clip and svi_lr must be positive.")
+        if not 0.0 <= self.svi_momentum < 1.0:
+            raise ConfigError(f"svi_momentum={self.svi_momentum} must be in [0, 1).")
+        if self.warmup_epochs < 0 or not 0.0 <= self.beta_start <= 1.0:
+            raise ConfigError("warmup_epochs must be >= 0 and beta_start in [0, 1].")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**d)
+
+    def key(self) -> str:
+        """A short hash of the full config: identical configs share results."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def run_name(self) -> str:
+        """A readable, unique directory name for this run."""
+        return f"{self.dataset}-{self.arch}-{self.model}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-{self.key()}"
+
+
+def _choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; valid choices: {', '.join(choices)}")
+
+
+def _positive(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name}={value!r} is impossible: it must be a positive integer.")
+
+
+# The official hyperparameters of each family (../shared/REFERENCE.md).
+PAPER = {
+    ("image", "pixelcnn"): dict(latent_dim=20, enc_channels=64, dec_layers=8, dec_channels=32, optimizer="adam",
+                                lr=1e-3, batch_size=50, epochs=100, grad_clip=5.0, warmup_epochs=0,
+                                iw_samples=500),
+    ("image", "mlp"): dict(latent_dim=20, mlp_hidden=1024, dec_layers=2, optimizer="adam", lr=1e-3,
+                           batch_size=50, epochs=100, grad_clip=5.0, warmup_epochs=0, iw_samples=500),
+    ("text", "lstm"): dict(latent_dim=32, emb_dim=512, enc_hidden=1024, dec_hidden=1024, dec_layers=1,
+                           dropout=0.5, optimizer="sgd", lr=1.0, batch_size=32, epochs=30, grad_clip=5.0,
+                           warmup_epochs=10, beta_start=0.1, lr_decay_after=15, lr_decay=0.5, min_lr=0.03,
+                           init_uniform=0.1, max_len=200, iw_samples=500),
+}
+
+# Reduced scales. `cpu` is what two CPU cores train in well under an hour per notebook; every
+# reduction is stated in `notes` and so lands in every result record.
+REDUCED = {
+    ("cpu", "image", "pixelcnn"): dict(n_train=10000, n_valid=1000, n_test=2000, epochs=10, dec_channels=32,
+                                       svi_steps=5, iw_samples=100, n_eval_nll=1000,
+                                       notes="cpu profile: 10k train / 1k valid / 2k test images, 10 epochs, "
+                                             "SVI 5 steps, IW-NLL with K=100 on 1k test images"),
+    ("cpu", "image", "mlp"): dict(n_train=10000, n_valid=1000, n_test=2000, epochs=10, mlp_hidden=512,
+                                  svi_steps=5, iw_samples=100, n_eval_nll=1000,
+                                  notes="cpu profile: 10k train / 1k valid / 2k test images, 10 epochs, "
+                                        "hidden 512, IW-NLL with K=100 on 1k test images"),
+    ("cpu", "text", "lstm"): dict(emb_dim=128, enc_hidden=256, dec_hidden=256, epochs=10, warmup_epochs=3,
+                                  lr_decay_after=6, max_len=60, n_test=2000, svi_steps=5, iw_samples=50,
+                                  n_eval_nll=500, batch_size=32,
+                                  notes="cpu profile: 9k train docs (valid split less 1k hold-out), "
+                                        "documents cut to 60 tokens, LSTM 256, embeddings 128, 10 epochs, "
+                                        "SVI 5 steps, IW-NLL with K=50 on 500 test docs"),
+    ("smoke", "image", "pixelcnn"): dict(n_train=100, n_valid=50, n_test=50, epochs=1, latent_dim=4,
+                                         enc_channels=8, dec_layers=2, dec_channels=8, svi_steps=2,
+                                         iw_samples=4, iw_chunk=2, batch_size=25, notes="smoke profile: seconds"),
+    ("smoke", "image", "mlp"): dict(n_train=100, n_valid=50, n_test=50, epochs=1, latent_dim=4, mlp_hidden=32,
+                                    svi_steps=2, iw_samples=4, iw_chunk=2, batch_size=25,
+                                    notes="smoke profile: seconds"),
+    ("smoke", "text", "lstm"): dict(n_train=64, n_valid=32, n_test=32, epochs=1, latent_dim=4, emb_dim=16,
+                                    enc_hidden=16, dec_hidden=16, max_len=20, warmup_epochs=1, lr_decay_after=1,
+                                    svi_steps=2, iw_samples=4, iw_chunk=2, batch_size=16,
+                                    notes="smoke profile: seconds"),
+}
+
+
+def family(dataset: str) -> str:
+    return "text" if dataset == "yahoo" else "image"
+
+
+def default_arch(dataset: str) -> str:
+    return "lstm" if dataset == "yahoo" else "pixelcnn"
+
+
+def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "paper", arch: str | None = None,
+                **overrides) -> RunConfig:
+    """The config of one run: paper defaults, then the profile's reductions, then `overrides`.
+
+    Raises ConfigError, listing the valid choices, for an unknown name or an impossible value.
+    """
+    _choice("dataset", dataset, DATASETS)
+    _choice("profile", profile, PROFILES)
+    arch = arch or default_arch(dataset)
+    _choice(f"arch for dataset {dataset!r}", arch, ARCHS_FOR[dataset])
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown config option(s) {unknown}; valid options: {sorted(known)}")
+    values = dict(PAPER[(family(dataset), arch)])
+    if profile != "paper":
+        values.update(REDUCED[(profile, family(dataset), arch)])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RunConfig(dataset=dataset, arch=arch, model=model, profile=profile, **values).validate()
