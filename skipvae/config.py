@@ -68,6 +68,8 @@ class RunConfig:
     iw_samples: int = 500
     iw_chunk: int = 50
     n_eval_nll: int | None = None  # test examples that get the IW-NLL (None: all)
+    # CUDA only: bf16 autocast for the training step (evaluation stays fp32); ignored on CPU
+    amp: bool = False
     notes: str = ""
     extra: dict = field(default_factory=dict)
 

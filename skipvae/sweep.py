@@ -1,0 +1,169 @@
+"""Sweeps: expand a YAML file into run configs and run the unfinished ones, here or on Slurm (submitit).
+
+A sweep file:
+
+    name: mnist-paper            # runs go to OUT/<name>/<run_name>
+    base: {dataset: mnist, profile: paper}
+    grid:                        # the cartesian product of these lists, each applied over `base`
+      model: [vae, skip-vae]
+      seed: [0, 1, 2]
+
+Every run trains in *pieces*: a piece stops cleanly at an epoch boundary before `time_budget_s` and the next
+piece resumes from the checkpoint, so long trainings fit short job slots. Because a resumed run ends exactly
+where an uninterrupted one would, the final record does not depend on how the run was cut into pieces.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from skipvae.config import RunConfig, make_config
+from skipvae.errors import ConfigError
+from skipvae.records import read_json
+from skipvae.train import RECORD
+
+EXECUTORS = ("local", "submitit-local", "slurm")
+
+
+@dataclass
+class Sweep:
+    name: str
+    configs: list[RunConfig]
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file; every run's config is checked before anything runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no sweep file at {path}; see sweeps/ for examples")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    return expand_sweep(spec, default_name=path.stem)
+
+
+def expand_sweep(spec: dict, default_name: str = "sweep") -> Sweep:
+    """The cartesian product of `grid` over `base`, as validated RunConfigs (duplicates removed)."""
+    if not isinstance(spec, dict) or not set(spec) <= {"name", "base", "grid"}:
+        raise ConfigError("a sweep file is a mapping with keys name, base and grid; got "
+                          f"{sorted(spec) if isinstance(spec, dict) else type(spec).__name__}")
+    base = dict(spec.get("base") or {})
+    grid = dict(spec.get("grid") or {})
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid entry {key!r} must be a non-empty list, got {values!r}")
+    configs, seen = [], set()
+    for combo in itertools.product(*grid.values()):
+        values = base | dict(zip(grid, combo))
+        dataset = values.pop("dataset", "mnist")
+        model = values.pop("model", "vae")
+        profile = values.pop("profile", "paper")
+        cfg = make_config(dataset, model, profile, **values)
+        if cfg.key() not in seen:
+            seen.add(cfg.key())
+            configs.append(cfg)
+    return Sweep(name=str(spec.get("name") or default_name), configs=configs)
+
+
+def is_finished(cfg: RunConfig, run_dir: Path) -> bool:
+    path = run_dir / RECORD
+    if not path.exists():
+        return False
+    record = read_json(path)
+    return record.get("status") == "finished" and record.get("config") == cfg.to_dict()
+
+
+def run_piece(cfg_dict: dict, run_dir: str, time_budget_s: float | None, data_dir=None,
+              max_epochs: int | None = None) -> dict:
+    """Train one piece of a run (a job's body); returns {'status': 'finished'|'paused', ...}."""
+    from skipvae.train import train
+
+    cfg = RunConfig.from_dict(cfg_dict).validate()
+    record = train(cfg, Path(run_dir), data_dir=data_dir, progress=False, time_budget_s=time_budget_s,
+                   max_epochs=max_epochs)
+    return {"status": record["status"], "epochs_completed": record["epochs_completed"], "run_dir": str(run_dir)}
+
+
+def run_to_completion(cfg: RunConfig, run_dir: Path, time_budget_s: float | None, data_dir=None,
+                      max_epochs: int | None = None) -> int:
+    """Run pieces one after another in this process until the run finishes; returns the number of pieces."""
+    pieces = 0
+    while True:
+        pieces += 1
+        out = run_piece(cfg.to_dict(), str(run_dir), time_budget_s, data_dir, max_epochs)
+        if out["status"] == "finished":
+            return pieces
+
+
+def make_executor(kind: str, folder: Path, time_budget_s: float | None, slurm: dict | None = None):
+    """A submitit executor: 'slurm' (a cluster; time limit set a little above the piece budget) or
+    'submitit-local' (submitit's LocalExecutor: same code path, on this machine)."""
+    import submitit
+
+    if kind == "submitit-local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=max(1, int((time_budget_s or 3600) / 60) + 5))
+        return executor
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    params = {"timeout_min": max(1, int((time_budget_s or 3600) / 60) + 5), "gpus_per_node": 1,
+              "cpus_per_task": 8, "slurm_signal_delay_s": 120}
+    params.update(_coerce(slurm or {}))
+    executor.update_parameters(**params)
+    return executor
+
+
+def _coerce(params: dict) -> dict:
+    out = {}
+    for key, value in params.items():
+        try:
+            out[key] = yaml.safe_load(value) if isinstance(value, str) else value
+        except yaml.YAMLError:
+            out[key] = value
+    return out
+
+
+def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs", data_dir=None,
+              dry_run: bool = False, time_budget_s: float | None = 540.0, slurm: dict | None = None,
+              max_epochs: int | None = None, poll_s: float = 5.0) -> list[dict]:
+    """Run every unfinished run of a sweep; returns a status row per run.
+
+    local: pieces one after another in this process. submitit-local / slurm: one job per piece; the driver
+    waits and submits the next piece of each paused run until all are finished.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
+    sweep = load_sweep(path) if not isinstance(path, Sweep) else path
+    root = Path(out) / sweep.name
+    runs = [(cfg, root / cfg.run_name()) for cfg in sweep.configs]
+    todo = [(cfg, d) for cfg, d in runs if not is_finished(cfg, d)]
+    print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to run")
+    if dry_run or not todo:
+        return [{"run": d.name, "finished": is_finished(cfg, d)} for cfg, d in runs]
+    if executor == "local":
+        for cfg, run_dir in todo:
+            pieces = run_to_completion(cfg, run_dir, time_budget_s, data_dir, max_epochs)
+            print(f"finished {run_dir.name} in {pieces} piece(s)")
+    else:
+        ex = make_executor(executor, root / "_submitit", time_budget_s, slurm)
+        pending = {d: ex.submit(run_piece, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
+                   for cfg, d in todo}
+        configs = {d: cfg for cfg, d in todo}
+        while pending:
+            time.sleep(poll_s)
+            for run_dir, job in list(pending.items()):
+                if not job.done():
+                    continue
+                result = job.result()  # re-raises the job's error
+                if result["status"] == "finished":
+                    print(f"finished {run_dir.name}")
+                    del pending[run_dir]
+                else:
+                    pending[run_dir] = ex.submit(run_piece, configs[run_dir].to_dict(), str(run_dir),
+                                                 time_budget_s, data_dir, max_epochs)
+    return [{"run": d.name, "finished": is_finished(cfg, d)} for cfg, d in runs]

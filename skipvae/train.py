@@ -1,0 +1,256 @@
+"""The training engine: one `RunConfig` in, one JSON record out.
+
+A run lives in its own directory:
+    last.pt      checkpoint after the last finished epoch (model, optimizer, RNG, history), written atomically
+    best.pt      the model with the best validation negative ELBO so far
+    record.json  the final record: config, test metrics, curves, best epoch, provenance, wall time
+
+`train(cfg, run_dir)` resumes from `last.pt` when it exists, and an interrupted-then-resumed run ends with
+exactly the numbers of an uninterrupted one on CPU: data order and binarization depend only on (seed, epoch),
+and the torch RNG state (reparameterization noise, dropout) is saved with every checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from skipvae.config import RunConfig
+from skipvae.errors import ConfigError, TrainingError
+from skipvae.records import atomic_torch_save, atomic_write_json, provenance, read_json
+
+LAST, BEST, RECORD = "last.pt", "best.pt", "record.json"
+
+
+@dataclass
+class TrainState:
+    """Everything besides the model and optimizer that a resumed run needs."""
+
+    epoch: int = 0  # epochs finished
+    lr: float = 0.0
+    best_val: float = math.inf
+    best_epoch: int = -1
+    stale_epochs: int = 0  # epochs since validation improved
+    decaying: bool = False  # text schedule: lr halving has started
+    history: list = field(default_factory=list)
+    train_time_s: float = 0.0
+    stopped_early: bool = False
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def kl_weight(cfg: RunConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """KL warm-up: beta rises linearly from beta_start to 1 over `warmup_epochs` epochs (per step)."""
+    if cfg.warmup_epochs <= 0:
+        return 1.0
+    progress = (epoch + step / max(steps_per_epoch, 1)) / cfg.warmup_epochs
+    return min(1.0, cfg.beta_start + (1.0 - cfg.beta_start) * progress)
+
+
+def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; valid choices: adam, sgd")
+
+
+def build(cfg: RunConfig, data_dir=None, device=None):
+    """Data, model and device for a config (the model is seeded by cfg.seed)."""
+    from skipvae.data import load_dataset
+    from skipvae.models import build_model
+
+    data = load_dataset(cfg, data_dir=data_dir)
+    torch.manual_seed(cfg.seed)
+    vocab_size = len(data.vocab) if hasattr(data, "vocab") else None
+    model = build_model(cfg, vocab_size=vocab_size).to(pick_device(device))
+    return data, model
+
+
+def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progress: bool) -> dict:
+    """One pass over the training split; returns the batch-mean loss, reconstruction and KL."""
+    model.train()
+    batches = list(data.batches("train", cfg.batch_size, epoch=epoch, seed=cfg.seed))
+    totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+    n = 0
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    for step, (x, _) in enumerate(bar):
+        x = x.to(device, non_blocking=True)
+        beta = kl_weight(cfg, epoch, step, len(batches))
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            out = model(x, beta=beta)
+        loss = out["loss"].float()
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}; the last "
+                                f"good checkpoint (end of epoch {epoch}) is kept. Lower --lr or check the data.")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        b = x.shape[0]
+        totals["loss"] += loss.item() * b
+        totals["rec"] += out["rec"].sum().item()
+        totals["kl"] += out["kl"].sum().item()
+        n += b
+        bar.set_postfix(loss=f"{totals['loss'] / n:.2f}", kl=f"{totals['kl'] / n:.2f}")
+    return {k: v / max(n, 1) for k, v in totals.items()} | {"beta": kl_weight(cfg, epoch + 1, 0, 1), "examples": n}
+
+
+def validate(model, data, cfg: RunConfig, device, split: str = "valid") -> dict:
+    """Negative ELBO (beta = 1) on a split, with a fixed noise seed so it does not disturb the training RNG."""
+    model.eval()
+    totals = {"neg_elbo": 0.0, "rec": 0.0, "kl": 0.0}
+    n = 0
+    with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
+        torch.manual_seed(1234)
+        for x, _ in data.batches(split, cfg.batch_size, shuffle=False):
+            x = x.to(device)
+            with torch.set_grad_enabled(cfg.semi_amortized):  # SVI refinement needs gradients
+                out = model(x, beta=1.0)
+            totals["rec"] += out["rec"].sum().item()
+            totals["kl"] += out["kl"].sum().item()
+            n += x.shape[0]
+    totals["neg_elbo"] = totals["rec"] + totals["kl"]
+    return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: RunConfig) -> None:
+    atomic_torch_save({
+        "config": cfg.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "state": vars(state),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }, run_dir / LAST)
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Load a checkpoint safely (weights_only=True: tensors and plain containers only)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def restore(run_dir: Path, cfg: RunConfig, model, optimizer, device) -> TrainState:
+    ckpt = load_checkpoint(run_dir / LAST, map_location=device)
+    if ckpt["config"] != cfg.to_dict():
+        raise ConfigError(f"{run_dir / LAST} was written by a different config; use a new output directory "
+                          f"or delete it to start over.")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"].cpu())
+    if ckpt["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
+    return TrainState(**ckpt["state"])
+
+
+def update_lr_schedule(cfg: RunConfig, state: TrainState, improved: bool, optimizer) -> None:
+    """Text schedule (official SA-VAE): after `lr_decay_after` epochs, halve the lr whenever validation does not
+    improve; once halving has started, halve every epoch; stop when lr < min_lr."""
+    if cfg.lr_decay_after is None:
+        return
+    if state.epoch >= cfg.lr_decay_after and (not improved or state.decaying):
+        state.decaying = True
+        state.lr *= cfg.lr_decay
+        for group in optimizer.param_groups:
+            group["lr"] = state.lr
+        if state.lr < cfg.min_lr:
+            state.stopped_early = True
+
+
+def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progress: bool = True,
+          time_budget_s: float | None = None, evaluate_test: bool = True, max_epochs: int | None = None) -> dict:
+    """Train (or resume) one run; returns its record (also written to run_dir/record.json when finished).
+
+    A call trains one *piece*: it stops cleanly at an epoch boundary once `max_epochs` epochs were trained in
+    this call, or when the next epoch would overrun `time_budget_s`; it then returns {'status': 'paused'} and a
+    later call resumes from run_dir/last.pt.
+    """
+    cfg.validate()
+    run_dir = Path(run_dir)
+    record_path = run_dir / RECORD
+    if record_path.exists():
+        record = read_json(record_path)
+        if record.get("config") == cfg.to_dict() and record.get("status") == "finished":
+            return record
+    started = time.time()
+    device = pick_device(device)
+    torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
+    data, model = build(cfg, data_dir=data_dir, device=device)
+    optimizer = make_optimizer(cfg, model)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / LAST).exists():
+        state = restore(run_dir, cfg, model, optimizer, device)
+    else:
+        state = TrainState(lr=cfg.lr)
+        torch.manual_seed(cfg.seed + 1)  # training noise stream, independent of the init stream
+
+    epochs_this_call = 0
+    while state.epoch < cfg.epochs and not state.stopped_early:
+        if max_epochs is not None and epochs_this_call >= max_epochs:
+            return {"status": "paused", "epochs_completed": state.epoch}
+        if time_budget_s is not None and state.history:
+            per_epoch = state.history[-1]["time_s"]
+            if time.time() - started + 1.2 * per_epoch > time_budget_s:
+                return {"status": "paused", "epochs_completed": state.epoch}
+        t0 = time.time()
+        tr = run_epoch(model, data, optimizer, cfg, state.epoch, device, progress)
+        va = validate(model, data, cfg, device)
+        state.epoch += 1
+        epochs_this_call += 1
+        improved = va["neg_elbo"] < state.best_val
+        if improved:
+            state.best_val, state.best_epoch = va["neg_elbo"], state.epoch
+            atomic_torch_save({"config": cfg.to_dict(), "model": model.state_dict(), "epoch": state.epoch},
+                              run_dir / BEST)
+        dt = time.time() - t0
+        state.train_time_s += dt
+        state.history.append({"epoch": state.epoch, "lr": state.lr, "train_loss": tr["loss"],
+                              "train_rec": tr["rec"], "train_kl": tr["kl"], "beta": tr["beta"],
+                              "val_neg_elbo": va["neg_elbo"], "val_rec": va["rec"], "val_kl": va["kl"],
+                              "time_s": dt, "examples_per_s": tr["examples"] / dt})
+        update_lr_schedule(cfg, state, improved, optimizer)
+        save_checkpoint(run_dir, model, optimizer, state, cfg)
+        if progress:
+            tqdm.write(f"epoch {state.epoch}: train loss {tr['loss']:.3f} kl {tr['kl']:.3f} | "
+                       f"val -elbo {va['neg_elbo']:.3f} kl {va['kl']:.3f} | {dt:.0f}s")
+
+    record = finish(cfg, run_dir, data, model, state, device, evaluate_test)
+    atomic_write_json(record_path, record)
+    return record
+
+
+def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device, evaluate_test: bool) -> dict:
+    """Load the best model, evaluate it on the test set, and assemble the run's record."""
+    from skipvae.metrics import evaluate
+
+    best = load_checkpoint(run_dir / BEST, map_location=device)
+    model.load_state_dict(best["model"])
+    t0 = time.time()
+    metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
+                       n_eval_nll=cfg.n_eval_nll, seed=cfg.seed) if evaluate_test else {}
+    eval_time = time.time() - t0
+    steps = max(len(state.history), 1)
+    return {
+        "status": "finished",
+        "name": run_dir.name,
+        "config": cfg.to_dict(),
+        "metrics": metrics,
+        "best_epoch": state.best_epoch,
+        "best_val_neg_elbo": state.best_val,
+        "epochs_completed": state.epoch,
+        "stopped_early": state.stopped_early,
+        "history": state.history,
+        "train_time_s": state.train_time_s,
+        "eval_time_s": eval_time,
+        "train_examples_per_s": sum(h["examples_per_s"] for h in state.history) / steps,
+        "provenance": provenance(cfg.seed, cfg.profile, device),
+    }

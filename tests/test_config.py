@@ -1,0 +1,63 @@
+import pytest
+
+from skipvae.config import MODELS, PROFILES, RunConfig, make_config
+from skipvae.errors import ConfigError
+
+
+def test_paper_defaults_match_reference():
+    c = make_config("mnist", "skip-vae", "paper")
+    assert (c.latent_dim, c.dec_layers, c.dec_channels, c.batch_size, c.epochs, c.lr) == (20, 8, 32, 50, 100, 1e-3)
+    assert c.kernels == [3] * 8 and c.skip and not c.semi_amortized
+    t = make_config("yahoo", "sa-vae", "paper")
+    assert (t.arch, t.latent_dim, t.dec_hidden, t.optimizer, t.lr, t.warmup_epochs, t.svi_steps) == \
+        ("lstm", 32, 1024, "sgd", 1.0, 10, 20)
+    assert t.semi_amortized and not t.skip
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("dataset,arch", [("mnist", "pixelcnn"), ("mnist", "mlp"), ("omniglot", "pixelcnn"),
+                                          ("yahoo", "lstm")])
+def test_every_profile_builds(profile, dataset, arch):
+    for model in MODELS:
+        c = make_config(dataset, model, profile, arch=arch)
+        assert c.profile == profile and c.arch == arch
+        if profile != "paper":
+            assert c.notes, "reduced profiles must say what they reduce"
+
+
+def test_overrides_win_and_key_changes():
+    a = make_config("mnist", "vae", "smoke")
+    b = make_config("mnist", "vae", "smoke", latent_dim=7)
+    assert b.latent_dim == 7 and a.key() != b.key()
+    assert a.key() == make_config("mnist", "vae", "smoke").key()
+
+
+def test_round_trip_dict():
+    c = make_config("omniglot", "skip-sa-vae", "cpu", dec_kernels=[5, 3] + [3] * 6)
+    assert RunConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(model="vea"), "unknown model 'vea'; valid choices: vae, skip-vae, sa-vae, skip-sa-vae"),
+    (dict(dataset="cifar"), "unknown dataset 'cifar'; valid choices: mnist, omniglot, yahoo"),
+    (dict(profile="huge"), "unknown profile"),
+    (dict(arch="lstm"), "unknown arch for dataset 'mnist'"),
+    (dict(latent_dim=0), "latent_dim=0 is impossible"),
+    (dict(latent_dim=-3), "latent_dim=-3 is impossible"),
+    (dict(dec_layers=0), "dec_layers=0"),
+    (dict(dec_kernels=[3, 3]), "dec_kernels has 2 sizes but dec_layers=8"),
+    (dict(dec_kernels=[4] * 8), "odd and >= 3"),
+    (dict(model="sa-vae", svi_steps=0), "needs svi_steps >= 1"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(batch_size=0), "batch_size=0"),
+    (dict(not_an_option=1), "unknown config option"),
+])
+def test_impossible_configs_raise(kwargs, match):
+    args = dict(dataset="mnist", model="vae", profile="paper") | kwargs
+    with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace("[", r"\[")):
+        make_config(**args)
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        RunConfig.from_dict({"dataset": "mnist", "colour": "red"})
