@@ -81,13 +81,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise SkipVAEError(f"no checkpoint at {path}; give the path of a run's best.pt or last.pt")
     from skipvae.metrics import evaluate
     from skipvae.records import atomic_write_json
     from skipvae.train import build, load_checkpoint
 
-    path = Path(args.checkpoint)
-    if not path.is_file():
-        raise SkipVAEError(f"no checkpoint at {path}; give the path of a run's best.pt or last.pt")
     ckpt = load_checkpoint(path)
     cfg = RunConfig.from_dict(ckpt["config"]).validate()
     if args.iw_samples:

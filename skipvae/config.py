@@ -92,7 +92,7 @@ class RunConfig:
         _choice("model", self.model, MODELS)
         _choice("profile", self.profile, PROFILES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice(f"arch for dataset {self.dataset!r}", self.arch, ARCHS_FOR[self.dataset])
+        _choice("arch", self.arch, ARCHS_FOR[self.dataset], f" for dataset {self.dataset!r}")
         for name in ("latent_dim", "batch_size", "epochs", "enc_channels", "dec_channels", "mlp_hidden",
                      "emb_dim", "enc_hidden", "dec_hidden", "iw_samples", "iw_chunk", "max_len"):
             _positive(name, getattr(self, name))
@@ -145,9 +145,9 @@ class RunConfig:
         return f"{self.dataset}-{self.arch}-{self.model}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-{self.key()}"
 
 
-def _choice(name: str, value, choices) -> None:
+def _choice(name: str, value, choices, context: str = "") -> None:
     if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; valid choices: {', '.join(choices)}")
+        raise ConfigError(f"unknown {name} {value!r}{context}; valid choices: {', '.join(choices)}")
 
 
 def _positive(name: str, value) -> None:
@@ -215,7 +215,7 @@ def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "pape
     _choice("dataset", dataset, DATASETS)
     _choice("profile", profile, PROFILES)
     arch = arch or default_arch(dataset)
-    _choice(f"arch for dataset {dataset!r}", arch, ARCHS_FOR[dataset])
+    _choice("arch", arch, ARCHS_FOR[dataset], f" for dataset {dataset!r}")
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:

@@ -41,7 +41,7 @@ def test_round_trip_dict():
     (dict(model="vea"), "unknown model 'vea'; valid choices: vae, skip-vae, sa-vae, skip-sa-vae"),
     (dict(dataset="cifar"), "unknown dataset 'cifar'; valid choices: mnist, omniglot, yahoo"),
     (dict(profile="huge"), "unknown profile"),
-    (dict(arch="lstm"), "unknown arch for dataset 'mnist'"),
+    (dict(arch="lstm"), "unknown arch 'lstm' for dataset 'mnist'; valid choices: pixelcnn, mlp"),
     (dict(latent_dim=0), "latent_dim=0 is impossible"),
     (dict(latent_dim=-3), "latent_dim=-3 is impossible"),
     (dict(dec_layers=0), "dec_layers=0"),
