@@ -251,6 +251,7 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
         "history": state.history,
         "train_time_s": state.train_time_s,
         "eval_time_s": eval_time,
+        "wall_time_s": state.train_time_s + eval_time,
         "train_examples_per_s": sum(h["examples_per_s"] for h in state.history) / steps,
         "provenance": provenance(cfg.seed, cfg.profile, device),
     }

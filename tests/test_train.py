@@ -1,0 +1,116 @@
+"""The training engine on the smoke profile: resume equals uninterrupted, records, schedules, error paths."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from skipvae.config import make_config
+from skipvae.errors import ConfigError, TrainingError
+from skipvae.train import LAST, RECORD, TrainState, kl_weight, load_checkpoint, train, update_lr_schedule
+
+
+def smoke(**kw):
+    return make_config("mnist", kw.pop("model", "vae"), "smoke", n_train=50, n_valid=25, n_test=25, **kw)
+
+
+def strip_times(record):
+    rec = json.loads(json.dumps(record))
+    for h in rec["history"]:
+        h.pop("time_s"), h.pop("examples_per_s")
+    return {"metrics": {k: v for k, v in rec["metrics"].items() if k != "timing"}, "history": rec["history"],
+            "best_epoch": rec["best_epoch"], "best_val": rec["best_val_neg_elbo"]}
+
+
+@pytest.mark.parametrize("model", ["skip-vae", "skip-sa-vae"])
+def test_resume_equals_uninterrupted(tmp_path, model):
+    cfg = smoke(model=model, epochs=3)
+    full = train(cfg, tmp_path / "full", progress=False)
+    for _ in range(3):  # one epoch per piece, as if killed after each checkpoint
+        assert train(cfg, tmp_path / "pieces", progress=False, max_epochs=1)["status"] == "paused"
+    pieced = train(cfg, tmp_path / "pieces", progress=False, max_epochs=1)
+    assert pieced["status"] == "finished" and pieced["epochs_completed"] == 3
+    assert strip_times(pieced) == strip_times(full)
+    a, b = load_checkpoint(tmp_path / "full" / LAST), load_checkpoint(tmp_path / "pieces" / LAST)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_record_has_provenance_and_curves(tmp_path):
+    cfg = smoke(epochs=2)
+    rec = train(cfg, tmp_path / "r", progress=False)
+    on_disk = json.loads((tmp_path / "r" / RECORD).read_text())
+    assert on_disk["config"] == cfg.to_dict() and rec["status"] == "finished"
+    assert [h["epoch"] for h in rec["history"]] == [1, 2]
+    assert 1 <= rec["best_epoch"] <= 2
+    for key in ("git_commit", "seed", "profile", "device", "torch", "python"):
+        assert key in rec["provenance"]
+    assert rec["provenance"]["profile"] == "smoke" and rec["wall_time_s"] > 0
+    for key in ("nll", "neg_elbo", "kl", "mi", "au_0.01", "au_0.02"):
+        assert math.isfinite(rec["metrics"][key]), key
+    # A finished run is reused, not retrained.
+    assert train(cfg, tmp_path / "r", progress=False) == on_disk
+
+
+def test_resume_with_other_config_is_refused(tmp_path):
+    train(smoke(epochs=2), tmp_path / "r", progress=False, max_epochs=1)
+    with pytest.raises(ConfigError, match="different config"):
+        train(smoke(epochs=2, latent_dim=3), tmp_path / "r", progress=False)
+
+
+def test_nonfinite_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path, monkeypatch):
+    cfg = smoke(epochs=3)
+    train(cfg, tmp_path / "r", progress=False, max_epochs=1)
+    before = load_checkpoint(tmp_path / "r" / LAST)
+    import skipvae.train as engine
+
+    real = engine.run_epoch
+
+    def poisoned(model, *args, **kwargs):
+        calls = {"n": 0}
+        forward = model.forward
+
+        def bad_forward(x, beta=1.0):
+            out = forward(x, beta=beta)
+            calls["n"] += 1
+            if calls["n"] == 2:
+                out["loss"] = out["loss"] * float("nan")
+            return out
+
+        model.forward = bad_forward
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_epoch", poisoned)
+    with pytest.raises(TrainingError, match="epoch 2, step 2"):
+        train(cfg, tmp_path / "r", progress=False)
+    after = load_checkpoint(tmp_path / "r" / LAST)
+    assert after["state"]["epoch"] == 1
+    for k in before["model"]:
+        assert torch.equal(before["model"][k], after["model"][k])
+
+
+def test_kl_warmup_is_linear_then_one():
+    cfg = make_config("yahoo", "vae", "paper")  # 10 warm-up epochs from 0.1
+    assert kl_weight(cfg, 0, 0, 100) == pytest.approx(0.1)
+    assert kl_weight(cfg, 5, 0, 100) == pytest.approx(0.55)
+    assert kl_weight(cfg, 10, 0, 100) == 1.0 and kl_weight(cfg, 25, 3, 100) == 1.0
+    assert kl_weight(make_config("mnist", "vae", "paper"), 0, 0, 10) == 1.0
+
+
+def test_text_lr_schedule_halves_after_stall_then_every_epoch_and_stops():
+    cfg = make_config("yahoo", "vae", "paper")  # decay after epoch 15, halve, stop below 0.03
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    state = TrainState(lr=1.0, epoch=10)
+    update_lr_schedule(cfg, state, improved=False, optimizer=opt)
+    assert state.lr == 1.0  # too early
+    state.epoch = 16
+    update_lr_schedule(cfg, state, improved=True, optimizer=opt)
+    assert state.lr == 1.0
+    update_lr_schedule(cfg, state, improved=False, optimizer=opt)
+    assert state.lr == 0.5 and opt.param_groups[0]["lr"] == 0.5
+    lrs = []
+    while not state.stopped_early:
+        update_lr_schedule(cfg, state, improved=True, optimizer=opt)
+        lrs.append(state.lr)
+    assert lrs == [0.25, 0.125, 0.0625, 0.03125, 0.015625]
