@@ -104,21 +104,19 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from skipvae.data import check_data, fetch_data, format_check_table, resolve_data_dir
+    from skipvae.data import all_required_ok, check_data, fetch_data, fetch_target_dir, format_check_table
 
     if args.action == "check":
         rows = check_data(args.data_dir)
         print(format_check_table(rows))
-        bad = [r for r in rows if r["status"] not in ("OK",) and not r["status"].startswith("OPTIONAL")]
-        if bad:
-            print(f"\n{len(bad)} file(s) not OK: run `python -m skipvae data fetch` on a machine with internet, "
-                  f"or point SKIPVAE_DATA at a verified copy.", file=sys.stderr)
+        if not all_required_ok(rows):
+            print("\nsome files are not OK: run `python -m skipvae data fetch` on a machine with internet, "
+                  "or point SKIPVAE_DATA at a verified copy.", file=sys.stderr)
             return 1
         return 0
-    dest = Path(args.data_dir) if args.data_dir else Path("data")
+    dest = fetch_target_dir(args.data_dir)
     paths = fetch_data(dest)
-    print("\n".join(str(p) for p in paths))
-    print(f"data ready in {resolve_data_dir(str(dest))}")
+    print(f"fetched {len(paths)} file(s) into {dest}" + "".join(f"\n  {p}" for p in paths))
     return 0
 
 
