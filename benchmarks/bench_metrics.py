@@ -1,0 +1,132 @@
+"""Time and peak memory of the two expensive metrics: mutual information (against N, D) and the
+importance-weighted NLL (against K and the sample chunk) on a small MLP VAE.
+
+    python benchmarks/bench_metrics.py            # the full table (about a minute on 2 CPU cores)
+    python benchmarks/bench_metrics.py --quick    # smaller sizes
+
+Peak memory is the growth of the process's resident set during the call: the kernel's high-water mark
+(VmHWM) is reset just before the call through /proc/self/clear_refs (Linux), after freed heap pages were
+returned to the OS, and read afterwards.
+(tracemalloc cannot see it: torch allocates tensors outside Python's allocator.) Prints a table; writes
+nothing unless --out is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from skipvae.metrics import iw_nll, mutual_information
+
+
+class MLPVAE(nn.Module):
+    """A conv-free Bernoulli VAE (784-h-2D encoder, D-h-784 decoder), randomly initialized: speed only."""
+
+    def __init__(self, latent_dim: int = 20, hidden: int = 512):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+        self.dec = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+
+    def encode(self, x):
+        return self.enc(x).chunk(2, dim=1)
+
+    def log_likelihood(self, x, z):
+        logits = self.dec(z)
+        return -nn.functional.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(1)
+
+    def refine(self, x, mu, logvar, create_graph=False):
+        return mu, logvar
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _release_free_heap() -> None:
+    """Give freed heap pages back to the OS (glibc malloc_trim), so that reuse of memory freed by an earlier
+    case does not hide this case's peak; a no-op where glibc is absent."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def measure(fn) -> tuple[float, float]:
+    """(seconds, peak resident-memory growth in MB) of one call of fn()."""
+    gc.collect()
+    _release_free_heap()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    rss0 = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - t0
+    return seconds, max(0, _status_kb("VmHWM") - rss0) / 1024
+
+
+def bench_mi(sizes, dims, repeats: int) -> list[dict]:
+    rows = []
+    for N in sizes:
+        for D in dims:
+            g = torch.Generator().manual_seed(0)
+            mu, logvar = torch.randn(N, D, generator=g), torch.randn(N, D, generator=g) - 2.0
+            chunk = max(1, min(N, 2**23 // N))
+            runs = [measure(lambda: mutual_information(mu, logvar, generator=g)) for _ in range(repeats)]
+            rows.append({"metric": "mi", "N": N, "D": D, "chunk": chunk, "time_s": min(r[0] for r in runs),
+                         "peak_mb": max(r[1] for r in runs), "block_mb": chunk * N * 8 / 2**20})
+    return rows
+
+
+def bench_iw(batch: int, Ks, chunks, repeats: int, latent_dim: int = 20) -> list[dict]:
+    torch.manual_seed(0)
+    model = MLPVAE(latent_dim).eval()
+    x = torch.bernoulli(torch.full((batch, 1, 28, 28), 0.3))
+    rows = []
+    for K, chunk in [(K, min(c, K)) for K in Ks for c in chunks]:
+        runs = [measure(lambda: iw_nll(model, x, K, chunk)) for _ in range(repeats)]
+        t = min(r[0] for r in runs)
+        rows.append({"metric": "iw_nll", "B": batch, "D": latent_dim, "K": K, "chunk": chunk, "time_s": t,
+                     "ms_per_example": 1000 * t / batch, "peak_mb": max(r[1] for r in runs)})
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    keys = list(rows[0])
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(fmt(r[k]) for k in keys) + " |")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes only")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case; the table shows the fastest")
+    parser.add_argument("--out", default=None, help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    if args.quick:
+        mi = bench_mi([1000, 4000], [32], args.repeats)
+        iw = bench_iw(50, [1, 10, 100], [50], args.repeats)
+    else:
+        mi = bench_mi([1000, 5000, 10000, 20000], [32], args.repeats) + bench_mi([10000], [8, 64], args.repeats)
+        iw = bench_iw(50, [1, 10, 50, 100, 500], [50], args.repeats) + bench_iw(50, [500], [10, 100, 500], args.repeats)
+    print_table(mi)
+    print_table(iw)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"mi": mi, "iw_nll": iw}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

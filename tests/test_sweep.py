@@ -1,0 +1,74 @@
+"""The sweep runner: expansion, validation before running, pieces, and submitit's local executor."""
+
+import json
+
+import pytest
+
+from skipvae.errors import ConfigError
+from skipvae.sweep import expand_sweep, is_finished, load_sweep, run_sweep
+from skipvae.train import RECORD
+
+SMOKE = {"name": "t", "base": {"dataset": "mnist", "profile": "smoke", "n_train": 50, "n_valid": 25, "n_test": 25,
+                               "epochs": 2},
+         "grid": {"model": ["vae", "skip-vae"], "seed": [0]}}
+
+
+def write(tmp_path, spec):
+    import yaml
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_expand_is_cartesian_and_deduplicated():
+    spec = {"base": {"dataset": "mnist", "profile": "smoke"},
+            "grid": {"model": ["vae", "skip-vae", "vae"], "seed": [0, 1], "latent_dim": [2, 4, 8]}}
+    sweep = expand_sweep(spec)
+    assert len(sweep.configs) == 2 * 2 * 3
+    assert {(c.model, c.seed, c.latent_dim) for c in sweep.configs} == \
+        {(m, s, d) for m in ("vae", "skip-vae") for s in (0, 1) for d in (2, 4, 8)}
+
+
+@pytest.mark.parametrize("spec,match", [
+    ({"grid": {"model": ["vea"]}}, "unknown model 'vea'"),
+    ({"grid": {"latent_dim": [4, 0]}}, "latent_dim=0 is impossible"),
+    ({"grid": {"seed": []}}, "non-empty list"),
+    ({"runs": []}, "keys name, base and grid"),
+])
+def test_bad_sweeps_fail_before_anything_runs(tmp_path, spec, match):
+    with pytest.raises(ConfigError, match=match):
+        run_sweep(write(tmp_path, spec), out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_or_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="no sweep file"):
+        load_sweep(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_sweep(bad)
+
+
+def test_pieces_give_the_uninterrupted_record(tmp_path):
+    path = write(tmp_path, SMOKE)
+    run_sweep(path, out=tmp_path / "whole", time_budget_s=None)
+    run_sweep(path, out=tmp_path / "pieces", max_epochs=1)  # every run cut into 2 pieces
+    for cfg in load_sweep(path).configs:
+        a = json.loads((tmp_path / "whole" / "t" / cfg.run_name() / RECORD).read_text())
+        b = json.loads((tmp_path / "pieces" / "t" / cfg.run_name() / RECORD).read_text())
+        assert a["metrics"]["neg_elbo"] == b["metrics"]["neg_elbo"] and a["metrics"]["nll"] == b["metrics"]["nll"]
+        assert [h["val_neg_elbo"] for h in a["history"]] == [h["val_neg_elbo"] for h in b["history"]]
+    rows = run_sweep(path, out=tmp_path / "pieces", dry_run=True)
+    assert all(r["finished"] for r in rows)
+
+
+def test_submitit_local_executor(tmp_path):
+    pytest.importorskip("submitit")
+    spec = dict(SMOKE, grid={"model": ["skip-vae"], "seed": [0]})
+    path = write(tmp_path, spec)
+    rows = run_sweep(path, executor="submitit-local", out=tmp_path / "runs", max_epochs=1, poll_s=0.5)
+    assert rows == [{"run": load_sweep(path).configs[0].run_name(), "finished": True}]
+    cfg = load_sweep(path).configs[0]
+    assert is_finished(cfg, tmp_path / "runs" / "t" / cfg.run_name())
