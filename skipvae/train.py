@@ -228,6 +228,19 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
     return record
 
 
+def classify_posterior_means(model, data, seed: int) -> dict:
+    """Claim 4: classifiers fitted on the training-set posterior means, scored on the test-set means.
+    Amortized means (the encoder's output) for every model, so SA-VAE is compared on its encoder."""
+    from skipvae.metrics import classification_accuracy, posterior_means
+
+    train_mu, train_y = posterior_means(model, data, "train", seed=seed)
+    test_mu, test_y = posterior_means(model, data, "test", seed=seed)
+    flat = classification_accuracy(train_mu, train_y, test_mu, test_y, seed=seed)
+    names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
+    out = {name: {"acc": flat[f"{name}_accuracy"], "se": flat[f"{name}_stderr"]} for name in names}
+    return out | {"n_train": flat["n_train"], "n_test": flat["n_test"]}
+
+
 def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device, evaluate_test: bool) -> dict:
     """Load the best model, evaluate it on the test set, and assemble the run's record."""
     from skipvae.metrics import evaluate
@@ -237,6 +250,8 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
     t0 = time.time()
     metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
                        n_eval_nll=cfg.n_eval_nll, seed=cfg.seed) if evaluate_test else {}
+    if evaluate_test and getattr(data, "num_classes", None):
+        metrics["classification"] = classify_posterior_means(model, data, cfg.seed)
     eval_time = time.time() - t0
     steps = max(len(state.history), 1)
     return {
