@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test test-all clean-book
+.PHONY: setup book browser-deps test test-all clean-book
 
 setup: $(STAMP)
 
@@ -16,15 +16,30 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-book: $(STAMP)
-	$(BIN)/jupyter-book build book
+# The book: built from results/ (nothing is trained), warnings are errors; MathJax is fetched once into
+# book/_assets/mathjax (git-ignored) so the built pages need no external URL.
+book: $(STAMP) book/_assets/mathjax/tex-chtml-full.js
+	$(BIN)/jupyter-book build book -W -n --keep-going
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q --nbval-lax notebooks -p no:cacheprovider
+book/_assets/mathjax/tex-chtml-full.js:
+	bash book/fetch_mathjax.sh
 
-test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+# Headless Chromium for the browser test of the book (tests/test_book.py); Debian package, root or sudo.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then /usr/bin/chromium --version; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation; \
+	fi
+
+TEST_DEPS := $(STAMP) book/_assets/mathjax/tex-chtml-full.js browser-deps
+
+# Unit tests, the book build + browser test, then every source notebook under nbval at the smoke profile.
+test: $(TEST_DEPS)
+	SKIPVAE_PROFILE=smoke $(BIN)/python -m pytest -q tests notebooks --nbval-lax
+
+test-all: $(TEST_DEPS)
+	SKIPVAE_PROFILE=smoke $(BIN)/python -m pytest -q -m "slow or not slow" tests notebooks --nbval-lax
 
 clean-book:
-	rm -rf book/_build
+	rm -rf book/_build book/_generated book/experiments/*_notebook.*

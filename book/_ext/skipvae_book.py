@@ -1,0 +1,538 @@
+"""Sphinx extension of the skipvae book: every table, figure, verdict and number of our runs comes from results/
+through skipvae.report, at build time, so the pages fill in by themselves once run records appear.
+
+Directives (in MyST pages: ```{name} argument```):
+    results-status <experiment>        what has run (profiles, seeds, models), or 'not run yet at any profile'
+    results-table <experiment>         mean ± std over seeds per setting; option :metrics: nll,kl,mi,...
+    classification-table               MNIST accuracies from posterior means beside the paper's (claim 4)
+    paper-table <name>                 a table quoted from book/paper_numbers.yaml, with its source
+    results-figure <experiment>        :plot: summary | latent_dim | dec_layers (drawn from the records), or
+                                       :file: <name>.png (a figure of the executed notebook); the content is the
+                                       'what to notice' sentence, the caption adds the profile and the seeds
+    theory-table                       the rows of results/theory/theory.json
+    claims-ledger                      the verdict of each claim; option :claims: 1,4 for a subset
+    profile-table <arch>               the scale of the smoke, cpu and paper profiles (skipvae.config)
+    provenance-table, timing-table     where and how long the runs ran
+Roles:
+    {cfg}`dataset[/arch] profile key`  a value of skipvae.config.make_config (e.g. {cfg}`mnist cpu epochs`)
+    {paper}`table|row|column`          a number quoted from the papers (row: model, or arch/model)
+    {result}`experiment metric key=value ...`  our mean ± std at the largest profile run, or 'not run yet'
+
+At the start of each build the executed notebooks results/<experiment>/<experiment>.ipynb are copied to
+experiments/<experiment>_notebook.ipynb (a placeholder page when there is none yet), and every page that reads
+results/ is read again whenever anything under results/ (or the quoted numbers) changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx import addnodes
+from sphinx.errors import ExtensionError
+from sphinx.util.docutils import SphinxDirective, SphinxRole
+
+from skipvae import config as skipconfig
+from skipvae import report
+from skipvae.errors import ConfigError, DataError
+
+GENERATED = "_generated/figures"  # content-addressed PNGs drawn at build time (git-ignored)
+
+
+# ------------------------------------------------------------------------------------------- node helpers
+
+def paragraph(*children) -> nodes.paragraph:
+    p = nodes.paragraph()
+    for c in children:
+        p += nodes.Text(c) if isinstance(c, str) else c
+    return p
+
+
+def cell(value) -> nodes.Node:
+    if isinstance(value, nodes.Node):
+        return value
+    return paragraph(str(value))
+
+
+def table_node(df: pd.DataFrame, classes: list[str], caption: str | None = None, name: str | None = None):
+    """A docutils table of `df` (cells: strings or nodes), with CSS classes for the browser test."""
+    table = nodes.table(classes=["skipvae-table", *classes])
+    if caption:
+        table += nodes.title(text=caption)
+    if name:
+        table["ids"].append(nodes.make_id(name))
+    group = nodes.tgroup(cols=len(df.columns))
+    table += group
+    for _ in df.columns:
+        group += nodes.colspec(colwidth=1)
+    head, body = nodes.thead(), nodes.tbody()
+    group += head
+    group += body
+    head += row_node(df.columns)
+    for values in df.itertuples(index=False):
+        body += row_node(values)
+    return table
+
+
+def row_node(values) -> nodes.row:
+    row = nodes.row()
+    for v in values:
+        entry = nodes.entry()
+        entry += cell(v)
+        row += entry
+    return row
+
+
+def admonition(title: str, body: list[nodes.Node], classes: list[str]) -> nodes.admonition:
+    node = nodes.admonition(classes=["admonition", *classes])
+    node += nodes.title(text=title)
+    for b in body:
+        node += b
+    return node
+
+
+def literal_block(text: str, language: str = "bash") -> nodes.literal_block:
+    node = nodes.literal_block(text, text)
+    node["language"] = language
+    return node
+
+
+def doc_link(docname: str, text: str, fromdoc: str) -> addnodes.pending_xref:
+    ref = addnodes.pending_xref("", refdomain="std", reftype="doc", reftarget="/" + docname, refexplicit=True,
+                                refdoc=fromdoc, refwarn=True)
+    ref += nodes.inline(text=text)
+    return ref
+
+
+def run_commands(name: str) -> str:
+    exp = report.experiment(name)
+    return "\n".join(f"papermill {exp.notebook} results/{name}/{name}.ipynb -p profile {p}" for p in ("cpu", "paper"))
+
+
+# --------------------------------------------------------------------------------------------- directives
+
+class ResultsDirective(SphinxDirective):
+    """Base: records that the page reads results/, so it is re-read when results/ changes."""
+
+    def run(self):
+        self.env.skipvae_docs = getattr(self.env, "skipvae_docs", set()) | {self.env.docname}
+        try:
+            return self.make()
+        except DataError as err:  # a broken record or quoted-numbers file: a build error that says which file
+            raise self.error(str(err)) from err
+
+    def make(self) -> list[nodes.Node]:
+        raise NotImplementedError
+
+
+class ResultsStatus(ResultsDirective):
+    required_arguments = 1
+
+    def make(self):
+        name = self.arguments[0]
+        status = report.run_status(name)
+        if not status["ran"]:
+            return [admonition("Not run yet at any profile", [
+                paragraph(f"No results for this experiment exist yet, so every table below says 'not run yet' "
+                          f"and every verdict 'not tested yet'. The page fills in when the notebook has run:"),
+                literal_block(run_commands(name))], ["warning", "skipvae-not-run"])]
+        if name == "theory":
+            text = f"results/theory/theory.json exists (profile {', '.join(status['profiles']) or 'not recorded'})."
+            return [admonition("Results found", [paragraph(text)], ["note", "skipvae-ran"])]
+        items = nodes.bullet_list()
+        for profile, s in status["by_profile"].items():
+            items += nodes.list_item("", paragraph(
+                f"{profile} profile: {s['runs']} runs, seeds {', '.join(map(str, s['seeds']))}, "
+                f"models {', '.join(s['models'])}"))
+        notebook = "The executed notebook is on the next page." if status["notebook"] else \
+            "The executed notebook is not in results/ yet."
+        return [admonition("Results found", [items, paragraph(notebook)], ["note", "skipvae-ran"])]
+
+
+class ResultsTable(ResultsDirective):
+    required_arguments = 1
+    option_spec = {"metrics": directives.unchanged}
+
+    def make(self):
+        name = self.arguments[0]
+        metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
+        table, constants = report.experiment_table(name, metrics=metrics)
+        same = "; ".join(f"{report.SETTING_LABELS.get(k, k)} {v}" for k, v in constants.items())
+        caption = (f"Our runs, {report.experiment(name).title}: mean ± standard deviation over seeds "
+                   f"(test set; NLL, -ELBO, KL and MI in nats per example, AU in dimensions)"
+                   + (f"; every row: {same}" if same else "") + ".")
+        return [table_node(table, ["skipvae-results", f"skipvae-results-{name}"], caption, f"results-{name}")]
+
+
+class ClassificationTable(ResultsDirective):
+    def make(self):
+        quoted = report.paper_numbers()["tables"]["classification_mnist"]
+        df = report.load_runs("mnist")
+        cols = [f"classification.{c}.acc" for c in report.CLASSIFIERS]
+        rows = []
+        for q in quoted.itertuples(index=False):
+            mine = df[(df["arch"] == q.arch) & (df["model"] == q.model)] if len(df) else df
+            best = report.best_profile(mine) if len(mine) else None
+            cells = [q.arch, q.model, report.fmt(q.accuracy)]
+            for col in cols:
+                runs = mine[mine["profile"] == best] if best else mine.iloc[0:0]
+                x = pd.to_numeric(runs[col], errors="coerce") * 100 if col in runs.columns else pd.Series(dtype=float)
+                cells.append(report.fmt_mean_std(x.mean(), x.std(ddof=1) if x.notna().sum() > 1 else None)
+                             if x.notna().any() else "not run yet")
+            cells.append(best or "–")
+            rows.append(cells)
+        table = pd.DataFrame(rows, columns=["decoder", "model", "paper (%)",
+                                            *[f"ours, {v} (%)" for v in report.CLASSIFIERS.values()], "profile"])
+        caption = (f"Test accuracy of classifiers of the posterior means, ours (mean ± std over seeds) beside the "
+                   f"paper's ({quoted.attrs['source']}; {quoted.attrs['setting']})")
+        return [table_node(table, ["skipvae-results", "skipvae-results-classification"], caption,
+                           "results-classification")]
+
+
+class PaperTable(ResultsDirective):
+    required_arguments = 1
+
+    def make(self):
+        tables = report.paper_numbers()["tables"]
+        if self.arguments[0] not in tables:
+            raise self.error(f"no quoted table {self.arguments[0]!r} in paper_numbers.yaml; "
+                             f"known: {', '.join(tables)}")
+        t = tables[self.arguments[0]]
+        shown = pd.DataFrame({"model": t["model"], **{report.METRIC_LABELS.get(c, c): [
+            report.fmt(v, report.digits_for(c) if c.startswith("au") else 2) if c in t.columns else "–"
+            for v in (t[c] if c in t.columns else [None] * len(t))] for c in t.attrs["columns"]}})
+        caption = f"Quoted from {t.attrs['source']} {t.attrs['setting']} Units: {t.attrs['units']}."
+        return [table_node(shown, ["skipvae-quoted"], caption, f"quoted-{self.arguments[0]}")]
+
+
+class ResultsFigure(ResultsDirective):
+    required_arguments = 1
+    has_content = True
+    option_spec = {"plot": directives.unchanged, "file": directives.unchanged, "metrics": directives.unchanged}
+
+    def make(self):
+        name = self.arguments[0]
+        notice = " ".join(self.content).strip()
+        if "file" in self.options:
+            return self.notebook_figure(name, self.options["file"], notice)
+        df = report.load_runs(name)
+        profile = report.best_profile(df) or (df["profile"].iloc[0] if len(df) else None)
+        if profile is None:
+            return [admonition("Figure not drawn yet", [paragraph(
+                f"This figure is drawn from the run records of the {name} experiment, which has not run yet at "
+                f"any profile. What it will show: {notice}")], ["warning", "skipvae-not-run"])]
+        runs = df[df["profile"] == profile]
+        plot = self.options.get("plot", "summary")
+        metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
+        exp = report.experiment(name)
+        if plot == "summary":
+            metrics = metrics or ["kl", "mi", "au_0.01"]
+            fig = report.plot_summary(report.summary_table(runs, exp.by, metrics), metrics)
+        elif plot in ("latent_dim", "dec_layers"):
+            metrics = metrics or ["mi", "au_0.01", "nll"]
+            fig = report.plot_ablation(report.summary_table(runs, exp.by, metrics), plot, metrics)
+        else:
+            raise self.error(f":plot: {plot!r} is unknown; use summary, latent_dim or dec_layers")
+        uri = self.save(fig, name, plot)
+        seeds = sorted(int(s) for s in runs["seed"].unique())
+        caption = (f"{notice} Profile: {profile}; seeds {', '.join(map(str, seeds))} "
+                   f"({len(runs)} runs; bars and error bars: mean and standard deviation over seeds).")
+        return [figure_node(uri, caption, f"figure-{name}-{plot}")]
+
+    def save(self, fig, name: str, plot: str) -> str:
+        import io
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        return write_generated(self.env.srcdir, f"{name}-{plot}", buf.getvalue())
+
+    def notebook_figure(self, name: str, filename: str, notice: str):
+        path = report.results_dir() / name / "figures" / filename
+        if not path.exists():
+            return [admonition("Figure not produced yet", [paragraph(
+                f"results/{name}/figures/{filename} appears when {report.experiment(name).notebook} has run "
+                f"(not run yet at any profile). What it will show: {notice}")], ["warning", "skipvae-not-run"])]
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        df = report.load_runs(name)
+        profile = meta.get("profile") or report.best_profile(df) or "not recorded"
+        seeds = meta.get("seeds") or (sorted(int(s) for s in df[df["profile"] == profile]["seed"].unique())
+                                      if len(df) else [])
+        caption = " ".join(x for x in (meta.get("caption", ""), notice) if x)
+        caption += f" Profile: {profile}; seeds {', '.join(map(str, seeds)) or 'not recorded'}."
+        uri = write_generated(self.env.srcdir, f"{name}-{path.stem}", path.read_bytes())
+        return [figure_node(uri, caption, f"figure-{name}-{path.stem}")]
+
+
+def write_generated(srcdir, stem: str, data: bytes) -> str:
+    """Write a PNG under book/_generated/figures, named by its content; returns its URI for an image node."""
+    name = f"{stem}-{hashlib.sha256(data).hexdigest()[:10]}.png"
+    path = Path(srcdir) / GENERATED / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return f"/{GENERATED}/{name}"
+
+
+def figure_node(uri: str, caption: str, name: str) -> nodes.figure:
+    figure = nodes.figure(classes=["skipvae-figure"])
+    figure["ids"].append(nodes.make_id(name))
+    figure += nodes.image(uri=uri, alt=caption)
+    figure += nodes.caption(text=caption)
+    return figure
+
+
+class TheoryTable(ResultsDirective):
+    def make(self):
+        df = report.theory_table()
+        if df.empty:
+            return [admonition("Not run yet at any profile", [
+                paragraph("results/theory/theory.json does not exist yet. Compute it with:"),
+                literal_block(run_commands("theory"))], ["warning", "skipvae-not-run"])]
+        shown = df.copy()
+        for c in shown.columns:
+            if pd.api.types.is_float_dtype(shown[c]):
+                shown[c] = [report.fmt(v, 3) for v in shown[c]]
+        return [table_node(shown, ["skipvae-results", "skipvae-results-theory"],
+                           "Mutual information I(x; z) in nats, without and with skips (closed form).",
+                           "results-theory")]
+
+
+class ClaimsLedger(ResultsDirective):
+    option_spec = {"claims": directives.unchanged}
+
+    def make(self):
+        ledger = report.claims_ledger()
+        if "claims" in self.options:
+            wanted = {int(c) for c in self.options["claims"].split(",")}
+            ledger = ledger[ledger["claim"].isin(wanted)]
+        numbers = report.paper_numbers()
+        claims = {c["id"]: c for c in numbers["claims"]}
+        rows = []
+        for r in ledger.itertuples(index=False):
+            text = nodes.container("", paragraph(r.text))
+            quoted = claims[r.claim].get("quoted")
+            if quoted:
+                t = numbers["tables"][quoted]
+                text += paragraph("Paper: " + "; ".join(
+                    f"{row.get('arch', '')} {row['model']} {report.fmt(row[t.attrs['columns'][0]])}".strip()
+                    for row in t.to_dict("records")) + f" ({t.attrs['units']}).")
+            evidence = nodes.bullet_list()
+            for e in r.evidence:
+                evidence += nodes.list_item("", paragraph(e))
+            rule = nodes.container("", evidence, paragraph(nodes.emphasis(text="Rule: " + r.rule)))
+            pages = paragraph()
+            for i, page in enumerate(r.pages):
+                if i:
+                    pages += nodes.Text(", ")
+                pages += doc_link(page, report.EXPERIMENTS[page.split("/")[-1]].title, self.env.docname)
+            verdict = paragraph(nodes.inline(text=r.verdict, classes=["skipvae-verdict",
+                                                                       "verdict-" + r.verdict.replace(" ", "-")]))
+            rows.append([str(r.claim), text, verdict, r.profile if isinstance(r.profile, str) else "–", rule, pages])
+        table = pd.DataFrame(rows, columns=["#", "claim", "verdict", "profile", "evidence (our runs)", "pages"])
+        return [table_node(table, ["skipvae-ledger"], "Claims ledger: each claim of the paper, the evidence from "
+                                                      "our runs and the verdict of its rule.", "claims-ledger")]
+
+
+class ProfileTable(SphinxDirective):
+    required_arguments = 1  # pixelcnn, mlp or lstm
+    KEYS = {"pixelcnn": ("n_train", "n_valid", "n_test", "epochs", "latent_dim", "enc_channels", "dec_layers",
+                         "dec_channels", "batch_size", "svi_steps", "iw_samples", "n_eval_nll"),
+            "mlp": ("n_train", "n_valid", "n_test", "epochs", "latent_dim", "mlp_hidden", "dec_layers",
+                    "batch_size", "svi_steps", "iw_samples", "n_eval_nll"),
+            "lstm": ("n_train", "n_test", "max_len", "epochs", "latent_dim", "emb_dim", "enc_hidden", "dec_hidden",
+                     "batch_size", "warmup_epochs", "svi_steps", "iw_samples", "n_eval_nll")}
+
+    def run(self):
+        arch = self.arguments[0]
+        dataset = "yahoo" if arch == "lstm" else "mnist"
+        configs = {p: skipconfig.make_config(dataset, "vae", p, arch=arch) for p in skipconfig.PROFILES}
+        rows = [[key] + [("all" if getattr(c, key) is None else str(getattr(c, key))) for c in configs.values()]
+                for key in self.KEYS[arch]]
+        table = pd.DataFrame(rows, columns=["setting", *configs])
+        caption = f"The three profiles of the {arch} models (skipvae.config; 'all': the whole split)."
+        return [table_node(table, ["skipvae-profiles"], caption, f"profiles-{arch}")]
+
+
+class ProvenanceTable(ResultsDirective):
+    def make(self):
+        df = report.provenance_table()
+        if df.empty:
+            return [admonition("No runs yet", [paragraph("The hardware and library versions of each run appear "
+                                                         "here once run records exist.")],
+                               ["warning", "skipvae-not-run"])]
+        return [table_node(df.astype(str), ["skipvae-results", "skipvae-results-provenance"],
+                           "Where the runs ran (from each record's provenance).", "provenance")]
+
+
+class TimingTable(ResultsDirective):
+    def make(self):
+        df = report.timing_table()
+        if df.empty:
+            return [admonition("No runs yet", [paragraph("The training and evaluation time of each run appears "
+                                                         "here once run records exist.")],
+                               ["warning", "skipvae-not-run"])]
+        for c in ("epochs", "train_s", "eval_s"):
+            df[c] = [report.fmt(v, 0 if c != "epochs" else 1) for v in df[c]]
+        df = df.rename(columns={"train_s": "train (s)", "eval_s": "eval (s)"})
+        return [table_node(df.astype(str), ["skipvae-results", "skipvae-results-timing"],
+                           "Mean wall time per run (seconds) and epochs, from the records.", "timing")]
+
+
+# ------------------------------------------------------------------------------------------------- roles
+
+class ConfigRole(SphinxRole):
+    """{cfg}`mnist cpu epochs` or {cfg}`mnist/mlp cpu mlp_hidden`: a value of make_config(dataset, 'vae', profile)."""
+
+    def run(self):
+        try:
+            where, profile, key = self.text.split()
+            dataset, _, arch = where.partition("/")
+            value = getattr(skipconfig.make_config(dataset, "vae", profile, arch=arch or None), key)
+        except (ValueError, AttributeError, ConfigError) as err:
+            msg = self.inliner.reporter.error(f"{{cfg}}`{self.text}`: {err}; write {{cfg}}`dataset[/arch] profile "
+                                              f"key`", line=self.lineno)
+            return [], [msg]
+        text = "the whole split" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+        return [nodes.inline(text=text, classes=["skipvae-cfg"])], []
+
+
+class PaperRole(SphinxRole):
+    """{paper}`yahoo_zhu2020|Skip-VAE|nll`: a number quoted from the papers (row: model, or arch/model)."""
+
+    def run(self):
+        try:
+            name, row, column = self.text.split("|")
+            t = report.paper_numbers()["tables"][name]
+            key = t["arch"] + "/" + t["model"] if "arch" in t.columns else t["model"]
+            value = t.loc[key == row, column].iloc[0]
+        except (ValueError, KeyError, IndexError) as err:
+            msg = self.inliner.reporter.error(f"{{paper}}`{self.text}`: no such quoted number ({err}); write "
+                                              f"{{paper}}`table|row|column`", line=self.lineno)
+            return [], [msg]
+        return [nodes.inline(text=f"{value:g}", classes=["skipvae-quoted"])], []
+
+
+class ResultRole(SphinxRole):
+    """{result}`mnist mi model=skip-vae arch=pixelcnn`: our mean ± std over seeds at the largest profile run."""
+
+    def run(self):
+        self.env.skipvae_docs = getattr(self.env, "skipvae_docs", set()) | {self.env.docname}
+        try:
+            name, metric, *filters = self.text.split()
+            df = report.load_runs(name)
+            for f in filters:
+                key, _, value = f.partition("=")
+                if len(df):
+                    df = df[df[key].astype(str) == value]
+        except (ValueError, KeyError, DataError) as err:
+            msg = self.inliner.reporter.error(f"{{result}}`{self.text}`: {err}; write {{result}}`experiment metric "
+                                              f"key=value ...`", line=self.lineno)
+            return [], [msg]
+        profile = report.best_profile(df) if len(df) else None
+        if profile is None or metric not in df.columns:
+            return [nodes.inline(text="(not run yet)", classes=["skipvae-not-run"])], []
+        x = pd.to_numeric(df[df["profile"] == profile][metric], errors="coerce").dropna()
+        text = report.fmt_mean_std(x.mean(), x.std(ddof=1) if len(x) > 1 else None, report.digits_for(metric))
+        return [nodes.inline(text=f"{text} ({profile}, {len(x)} seeds)", classes=["skipvae-result"])], []
+
+
+# ----------------------------------------------------------------------------------- build-time bookkeeping
+
+def results_stamp() -> str:
+    """A fingerprint of everything the pages read: results/, the quoted numbers and skipvae.report."""
+    h = hashlib.sha256()
+    root = report.results_dir()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    for p in [*files, report.PAPER_NUMBERS, Path(report.__file__), Path(skipconfig.__file__), Path(__file__)]:
+        st = p.stat()
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def copy_executed_notebooks(app) -> None:
+    """experiments/<name>_notebook.ipynb: a copy of results/<name>/<name>.ipynb, or a placeholder page."""
+    for name, exp in report.EXPERIMENTS.items():
+        src = report.results_dir() / name / f"{name}.ipynb"
+        base = Path(app.srcdir) / "experiments" / f"{name}_notebook"
+        if src.exists():
+            nb = json.loads(src.read_text())
+            cells = nb.get("cells", [])
+            first = "".join(cells[0].get("source", "")) if cells else ""
+            if not (cells and cells[0].get("cell_type") == "markdown" and first.lstrip().startswith("# ")):
+                cells.insert(0, {"cell_type": "markdown", "metadata": {},
+                                 "source": [f"# {exp.title}: the executed notebook"]})
+            write_if_changed(base.with_suffix(".ipynb"), json.dumps(nb, indent=1))
+            base.with_suffix(".md").unlink(missing_ok=True)
+        else:
+            write_if_changed(base.with_suffix(".md"), placeholder_page(name))
+            base.with_suffix(".ipynb").unlink(missing_ok=True)
+
+
+def placeholder_page(name: str) -> str:
+    exp = report.experiment(name)
+    return (f"# {exp.title}: the executed notebook\n\n"
+            f":::{{admonition}} Not run yet at any profile\n:class: warning skipvae-not-run\n"
+            f"`results/{name}/{name}.ipynb` does not exist yet. It is written by papermill:\n\n"
+            f"```bash\n{run_commands(name)}\n```\n:::\n")
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def on_builder_inited(app) -> None:
+    mathjax = Path(app.srcdir) / "_assets" / app.config.mathjax_path
+    if app.builder.format == "html" and not mathjax.is_file():
+        raise ExtensionError(f"MathJax is missing at {mathjax}: run `bash book/fetch_mathjax.sh` once (it needs npm) "
+                             f"or `make book`, which does it for you.")
+    copy_executed_notebooks(app)
+
+
+def on_env_get_outdated(app, env, added, changed, removed):
+    """Re-read the pages that read results/ when results/ (or the quoted numbers, or report.py) changed."""
+    stamp = results_stamp()
+    if getattr(env, "skipvae_stamp", None) == stamp:
+        return []
+    env.skipvae_stamp = stamp
+    return sorted(getattr(env, "skipvae_docs", set()) - set(removed))
+
+
+def on_env_purge_doc(app, env, docname):
+    getattr(env, "skipvae_docs", set()).discard(docname)
+
+
+def on_env_merge_info(app, env, docnames, other):
+    env.skipvae_docs = getattr(env, "skipvae_docs", set()) | getattr(other, "skipvae_docs", set())
+
+
+def drop_external_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Remove sphinx-thebe's scripts (thebe is off): they name a CDN URL, and the book references no external URL."""
+    context["script_files"] = [js for js in context.get("script_files", [])
+                               if "thebe" not in str(getattr(js, "filename", js) or "")
+                               and "unpkg.com" not in str(getattr(js, "attributes", {}).get("body", ""))]
+
+
+def setup(app):
+    for name, directive in {"results-status": ResultsStatus, "results-table": ResultsTable,
+                            "classification-table": ClassificationTable, "paper-table": PaperTable,
+                            "results-figure": ResultsFigure, "theory-table": TheoryTable,
+                            "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,
+                            "provenance-table": ProvenanceTable, "timing-table": TimingTable}.items():
+        app.add_directive(name, directive)
+    app.add_role("cfg", ConfigRole())
+    app.add_role("paper", PaperRole())
+    app.add_role("result", ResultRole())
+    app.connect("builder-inited", on_builder_inited)
+    app.connect("env-get-outdated", on_env_get_outdated)
+    app.connect("env-purge-doc", on_env_purge_doc)
+    app.connect("env-merge-info", on_env_merge_info)
+    app.connect("html-page-context", drop_external_scripts)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

@@ -1,0 +1,354 @@
+"""skipvae.report on synthetic run records in a temporary results folder: tables, the quoted numbers, every
+verdict rule of the claims ledger and every error path."""
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from skipvae import report
+from skipvae.config import make_config
+from skipvae.errors import DataError
+
+matplotlib.use("Agg")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_record(root: Path, experiment: str, dataset: str, model: str, seed: int = 0, profile: str = "cpu",
+                 arch: str | None = None, status: str = "finished", classification: dict | None = None,
+                 **values) -> Path:
+    """A run record as skipvae.train writes it; `values` are config overrides (latent_dim, dec_layers) or metrics."""
+    cfg_keys = {k: values.pop(k) for k in ("latent_dim", "dec_layers") if k in values}
+    cfg = make_config(dataset, model, profile, arch=arch, seed=seed, **cfg_keys)
+    metrics = {"nll": 90.0, "neg_elbo": 92.0, "rec": 90.0, "kl": 2.0, "kl_per_dim": [0.1] * cfg.latent_dim,
+               "mi": 1.0, "au_0.01": 3, "au_0.02": 2, "iw_samples": 7, "n_examples": 10, "timing": {"mi": 0.1}}
+    metrics.update(values)
+    if classification:
+        metrics["classification"] = {k: {"acc": v, "se": 0.001} for k, v in classification.items()}
+    record = {"status": status, "name": cfg.run_name(), "config": cfg.to_dict(), "metrics": metrics,
+              "best_epoch": 3, "epochs_completed": 4, "history": [{"epoch": 1, "val_neg_elbo": 95.0}],
+              "train_time_s": 100.0 + seed, "eval_time_s": 10.0,
+              "provenance": {"git_commit": "abc123", "seed": seed, "profile": profile, "device": "cpu:x86_64",
+                             "python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6", "scikit_learn": "1.9.1"}}
+    path = root / experiment / "runs" / f"{cfg.run_name()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_theory(root: Path, rows: list[dict], profile: str = "cpu") -> Path:
+    path = root / "theory" / "theory.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"provenance": {"profile": profile, "git_commit": "abc123"}, "rows": rows}))
+    return path
+
+
+def verdict(root, claim: int) -> pd.Series:
+    ledger = report.claims_ledger(root)
+    return ledger.set_index("claim").loc[claim]
+
+
+# ------------------------------------------------------------------------------------------- loading
+
+def test_not_run_state(tmp_path):
+    df = report.load_runs("mnist", tmp_path)
+    assert df.empty and {"model", "profile", "seed"} <= set(df.columns)
+    table, constants = report.experiment_table("mnist", tmp_path)
+    assert list(table["model"]) == list(report.MODELS) and constants == {}
+    assert (table["MI"] == "not run yet").all() and (table["NLL"] == "not run yet").all()
+    assert report.run_status("mnist", tmp_path) == {"n_runs": 0, "profiles": [], "by_profile": {},
+                                                    "notebook": False, "ran": False}
+    assert not report.run_status("theory", tmp_path)["ran"]
+    assert report.summary_table(df, ("model",), ["mi"]).empty
+    assert report.provenance_table(tmp_path).empty and report.timing_table(tmp_path).empty
+    ledger = report.claims_ledger(tmp_path)
+    assert list(ledger["claim"]) == [1, 2, 3, 4, 5, 6, 7]
+    assert (ledger["verdict"] == report.NOT_YET).all()
+
+
+def test_load_runs_flattens_and_sorts(tmp_path):
+    write_record(tmp_path, "mnist", "mnist", "skip-vae", seed=1, classification={"logreg": 0.9})
+    write_record(tmp_path, "mnist", "mnist", "vae", seed=0, profile="smoke")
+    write_record(tmp_path, "mnist", "mnist", "vae", seed=0)
+    write_record(tmp_path, "mnist", "mnist", "sa-vae", seed=0, status="paused")
+    df = report.load_runs("mnist", tmp_path)
+    assert list(zip(df["profile"], df["model"])) == [("cpu", "vae"), ("cpu", "skip-vae"), ("smoke", "vae")]
+    assert df.loc[1, "classification.logreg.acc"] == 0.9 and df.loc[1, "timing.mi"] == 0.1
+    assert df.loc[0, "provenance.torch"] == "2.13.0" and df.loc[0, "epochs"] == 10  # config kept
+    assert (df["iw_samples"] == 7).all()  # the metric (what evaluation used) wins over the config key
+    assert len(report.load_runs("mnist", tmp_path, include_unfinished=True)) == 4
+    status = report.run_status("mnist", tmp_path)
+    assert status["by_profile"]["cpu"] == {"runs": 2, "seeds": [0, 1], "models": ["vae", "skip-vae"]}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "cannot read run record"),
+    ("[1, 2]", "expected a JSON object"),
+    (json.dumps({"status": "finished", "name": "x", "config": {"dataset": "mnist"}, "metrics": {}}),
+     "config.model"),
+    (json.dumps({"status": "finished", "name": "x", "config": {}}), "lacks metrics"),
+])
+def test_bad_records_raise_data_error(tmp_path, content, message):
+    path = tmp_path / "mnist" / "runs" / "bad.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as err:
+        report.load_runs("mnist", tmp_path)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_experiment_and_grouping_column(tmp_path):
+    with pytest.raises(DataError, match="unknown experiment 'cifar'.*mnist"):
+        report.load_runs("cifar", tmp_path)
+    write_record(tmp_path, "mnist", "mnist", "vae")
+    with pytest.raises(DataError, match="cannot group runs by \\['colour'\\]"):
+        report.summary_table(report.load_runs("mnist", tmp_path), by=("colour",))
+
+
+def test_results_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))
+    assert report.results_dir() == tmp_path
+    monkeypatch.delenv("SKIPVAE_RESULTS")
+    assert report.results_dir() == REPO / "results"
+
+
+# ----------------------------------------------------------------------------------------- summaries
+
+def test_summary_table_mean_std_over_seeds(tmp_path):
+    for seed, mi in enumerate([1.0, 2.0, 3.0]):
+        write_record(tmp_path, "mnist", "mnist", "skip-vae", seed=seed, mi=mi)
+    write_record(tmp_path, "mnist", "mnist", "vae", seed=0, mi=0.5)
+    write_record(tmp_path, "mnist", "mnist", "vae", seed=0, mi=9.0, profile="smoke")  # never averaged with cpu
+    s = report.summary_table(report.load_runs("mnist", tmp_path), by=("arch", "model"), metrics=["mi"])
+    assert list(zip(s["profile"], s["model"])) == [("cpu", "vae"), ("cpu", "skip-vae"), ("smoke", "vae")]
+    skip = s.iloc[1]
+    assert skip["n_seeds"] == 3 and skip["seeds"] == [0, 1, 2]
+    assert skip["mi_mean"] == pytest.approx(2.0) and skip["mi_std"] == pytest.approx(1.0)
+    assert math.isnan(s.iloc[0]["mi_std"]) and s.iloc[2]["mi_mean"] == 9.0
+
+    table, constants = report.display_table(s, ("arch", "model"), ["mi"])
+    assert list(table.columns) == ["profile", "model", "seeds", "MI"]
+    assert list(table["MI"]) == ["0.50", "2.00 ± 1.00", "9.00"]
+    assert constants == {"arch": "pixelcnn"}
+
+
+def test_experiment_table_shows_runs_with_settings_that_vary(tmp_path):
+    for dim in (8, 16):
+        for model in ("vae", "skip-vae"):
+            write_record(tmp_path, "latent_dim", "mnist", model, latent_dim=dim, mi=dim / 8)
+    table, constants = report.experiment_table("latent_dim", tmp_path, metrics=["mi", "au_0.01"])
+    assert len(table) == 4 and list(table["latent dim"]) == ["8", "16", "8", "16"]
+    assert list(table["model"]) == ["vae", "vae", "skip-vae", "skip-vae"]
+    assert list(table["MI"]) == ["1.00", "2.00", "1.00", "2.00"] and list(table["AU (0.01)"]) == ["3.0"] * 4
+    assert constants == {"dataset": "mnist", "arch": "pixelcnn", "dec_layers": 8}
+
+
+def test_provenance_and_timing_tables(tmp_path):
+    write_record(tmp_path, "mnist", "mnist", "vae", seed=0)
+    write_record(tmp_path, "mnist", "mnist", "vae", seed=1)
+    write_record(tmp_path, "yahoo", "yahoo", "vae", seed=0)
+    prov = report.provenance_table(tmp_path)
+    assert prov.iloc[0].to_dict() == {"profile": "cpu", "device": "cpu:x86_64", "python": "3.11.7",
+                                      "torch": "2.13.0", "numpy": "2.4.6", "scikit_learn": "1.9.1",
+                                      "git_commit": "abc123", "runs": 3}
+    timing = report.timing_table(tmp_path).set_index("dataset")
+    assert timing.loc["mnist", "runs"] == 2 and timing.loc["mnist", "train_s"] == pytest.approx(100.5)
+    assert timing.loc["yahoo", "epochs"] == 4
+
+
+def test_plots_have_one_panel_per_metric(tmp_path):
+    for model in ("vae", "skip-vae"):
+        for layers in (2, 4):
+            write_record(tmp_path, "depth", "mnist", model, dec_layers=layers)
+    df = report.load_runs("depth", tmp_path)
+    s = report.summary_table(df, report.EXPERIMENTS["depth"].by, ["mi", "au_0.01", "nll"])
+    fig = report.plot_ablation(s, "dec_layers")
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) >= 2
+    fig = report.plot_summary(s, ["mi"])
+    assert len(fig.axes) == 1 and len(fig.axes[0].patches) == len(s)
+
+
+# ------------------------------------------------------------------------------------- quoted numbers
+
+def test_paper_numbers_are_complete_and_cited():
+    numbers = report.paper_numbers()
+    assert [c["id"] for c in numbers["claims"]] == [1, 2, 3, 4, 5, 6, 7]
+    for claim in numbers["claims"]:
+        for page in claim["pages"]:
+            assert (REPO / "book" / f"{page}.md").exists(), page
+    for name, table in numbers["tables"].items():
+        assert table.attrs["source"] in numbers["sources"].values()
+        assert set(table.attrs["columns"]) <= set(table.columns), name
+        assert table.attrs["experiment"] in (*report.EXPERIMENTS, "reproducibility")
+    yahoo = numbers["tables"]["yahoo_zhu2020"].set_index("model")
+    assert list(yahoo.columns) == ["nll", "kl", "mi", "au_0.01"] and len(yahoo) == 8
+    assert set(report.paper_tables("omniglot")) == {"omniglot_he2019", "omniglot_kim2018"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sources: {}\nclaims: []\n", "'tables' is missing"),
+    ("sources: {a: A}\nclaims: []\ntables: {t: {experiment: mnist, source: b, columns: [nll], rows: []}}\n",
+     "cites 'b'"),
+    ("key: [unclosed\n", "cannot read the quoted numbers"),
+])
+def test_bad_paper_numbers_raise(tmp_path, text, message):
+    path = tmp_path / "numbers.yaml"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        report.paper_numbers(path)
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+
+def pair(root, experiment, dataset, base_metrics, skip_metrics, base="vae", skip="skip-vae", seeds=(0, 1),
+         profile="cpu", **cfg):
+    for seed in seeds:
+        write_record(root, experiment, dataset, base, seed=seed, profile=profile, **cfg, **base_metrics)
+        write_record(root, experiment, dataset, skip, seed=seed, profile=profile, **cfg, **skip_metrics)
+
+
+COLLAPSED = dict(nll=90.0, kl=0.5, mi=0.4, **{"au_0.01": 1})
+HEALTHY = dict(nll=90.5, kl=3.0, mi=2.5, **{"au_0.01": 6})
+
+
+def test_claim1_supported_not_supported_and_scale(tmp_path):
+    pair(tmp_path, "mnist", "mnist", COLLAPSED, HEALTHY)
+    v = verdict(tmp_path, 1)
+    assert v["verdict"] == report.SUPPORTED and v["profile"] == "cpu"
+    assert "MI 2.50 vs 0.40" in v["evidence"][0] and v["evidence"][0].endswith("holds")
+    assert "experiments/mnist" in v["pages"]
+    # an SA pair in another dataset where the skip model's NLL is more than 1% worse: not supported
+    pair(tmp_path, "yahoo", "yahoo", COLLAPSED, {**HEALTHY, "nll": 95.0}, base="sa-vae", skip="skip-sa-vae")
+    v = verdict(tmp_path, 1)
+    assert v["verdict"] == report.NOT_SUPPORTED and len(v["evidence"]) == 2
+    assert sum(e.endswith("fails") for e in v["evidence"]) == 1
+
+
+def test_claim1_smoke_only_is_not_at_scale_and_paper_profile_wins(tmp_path):
+    pair(tmp_path, "omniglot", "omniglot", COLLAPSED, HEALTHY, profile="smoke")
+    assert verdict(tmp_path, 1)["verdict"] == report.NOT_AT_SCALE
+    pair(tmp_path, "omniglot", "omniglot", HEALTHY, COLLAPSED, profile="cpu")  # cpu says no ...
+    assert verdict(tmp_path, 1)["verdict"] == report.NOT_SUPPORTED
+    pair(tmp_path, "omniglot", "omniglot", COLLAPSED, HEALTHY, profile="paper")  # ... but paper decides
+    v = verdict(tmp_path, 1)
+    assert v["verdict"] == report.SUPPORTED and v["profile"] == "paper"
+
+
+def test_claim1_needs_a_pair(tmp_path):
+    write_record(tmp_path, "mnist", "mnist", "vae")
+    write_record(tmp_path, "mnist", "mnist", "skip-vae", latent_dim=32)  # different setting: no pair
+    v = verdict(tmp_path, 1)
+    assert v["verdict"] == report.NOT_YET and "do not include" in v["evidence"][0]
+
+
+def test_claim2_latent_dimension(tmp_path):
+    for dim, base_mi, skip_mi in ((8, 1.0, 1.0), (32, 0.5, 2.0)):
+        pair(tmp_path, "latent_dim", "mnist", {"mi": base_mi}, {"mi": skip_mi}, latent_dim=dim)
+    v = verdict(tmp_path, 2)
+    assert v["verdict"] == report.SUPPORTED and "MI 1.00 → 2.00" in v["evidence"][0]
+    pair(tmp_path, "latent_dim", "mnist", {"mi": 0.2}, {"mi": 0.9}, latent_dim=64)  # skip falls 2.0 -> 0.9
+    assert verdict(tmp_path, 2)["verdict"] == report.NOT_SUPPORTED
+
+
+def test_claim2_one_dimension_is_not_enough(tmp_path):
+    pair(tmp_path, "latent_dim", "mnist", {"mi": 1.0}, {"mi": 2.0}, latent_dim=8)
+    assert verdict(tmp_path, 2)["verdict"] == report.NOT_YET
+
+
+def test_claim3_depth(tmp_path):
+    pair(tmp_path, "depth", "mnist", {"mi": 1.0}, {"mi": 1.2}, dec_layers=2)
+    pair(tmp_path, "depth", "mnist", {"mi": 0.3}, {"mi": 1.5}, dec_layers=8)
+    v = verdict(tmp_path, 3)
+    assert v["verdict"] == report.SUPPORTED
+    assert "MI gain 0.20 at 2 layers, 1.20 at 8 layers" in v["evidence"][0]
+
+    other = tmp_path / "other"
+    pair(other, "depth", "mnist", {"mi": 1.0}, {"mi": 2.0}, dec_layers=2)
+    pair(other, "depth", "mnist", {"mi": 1.0}, {"mi": 1.5}, dec_layers=8)
+    assert verdict(other, 3)["verdict"] == report.NOT_SUPPORTED
+
+
+def test_claim4_classification(tmp_path):
+    for arch in ("pixelcnn", "mlp"):
+        write_record(tmp_path, "mnist", "mnist", "vae", arch=arch, classification={"logreg": 0.95, "knn5": 0.96})
+        write_record(tmp_path, "mnist", "mnist", "skip-vae", arch=arch,
+                     classification={"logreg": 0.97, "knn5": 0.98})
+    v = verdict(tmp_path, 4)
+    assert v["verdict"] == report.SUPPORTED and len(v["evidence"]) == 4
+    assert any("pixelcnn, logistic regression: skip-vae 97.00% vs vae 95.00% (paper: 98.10 vs 97.19)" in e
+               for e in v["evidence"])
+    write_record(tmp_path, "mnist", "mnist", "skip-vae", arch="mlp", seed=1,
+                 classification={"logreg": 0.80, "knn5": 0.99})  # mean logreg 0.885 < 0.95
+    assert verdict(tmp_path, 4)["verdict"] == report.NOT_SUPPORTED
+
+
+def test_classification_accuracy_names_are_accepted(tmp_path):
+    """skipvae.metrics.classification_accuracy's flat output stored as metrics['classification']."""
+    for model, acc in (("vae", 0.9), ("skip-vae", 0.95)):
+        path = write_record(tmp_path, "mnist", "mnist", model)
+        record = json.loads(path.read_text())
+        record["metrics"]["classification"] = {"logreg_accuracy": acc, "logreg_stderr": 0.01, "knn5_accuracy": acc,
+                                               "knn5_stderr": 0.01, "n_train": 100, "n_test": 50}
+        path.write_text(json.dumps(record))
+    df = report.load_runs("mnist", tmp_path)
+    assert df["classification.logreg.acc"].tolist() == [0.9, 0.95]
+    assert df["classification.knn5.se"].tolist() == [0.01, 0.01]
+    assert verdict(tmp_path, 4)["verdict"] == report.SUPPORTED
+
+
+def test_claim4_without_classification_metrics_is_not_tested(tmp_path):
+    pair(tmp_path, "mnist", "mnist", COLLAPSED, HEALTHY)
+    assert verdict(tmp_path, 4)["verdict"] == report.NOT_YET
+
+
+def test_claim5_needs_64_dimensions(tmp_path):
+    pair(tmp_path, "yahoo", "yahoo", {"mi": 1.0}, {"mi": 2.0}, base="sa-vae", skip="skip-sa-vae", latent_dim=32)
+    v = verdict(tmp_path, 5)
+    assert v["verdict"] == report.NOT_AT_SCALE and "64" in v["evidence"][0]
+    assert any("latent 32: skip-sa-vae MI 2.00 vs sa-vae 1.00" in e for e in v["evidence"])
+    pair(tmp_path, "latent_dim", "yahoo", {"mi": 0.5, "au_0.01": 3}, {"mi": 3.0, "au_0.01": 64},
+         base="sa-vae", skip="skip-sa-vae", latent_dim=64)
+    v = verdict(tmp_path, 5)
+    assert v["verdict"] == report.SUPPORTED and len(v["evidence"]) == 4
+    assert any("uses 64.0 of 64 dimensions" in e for e in v["evidence"])
+
+
+def test_claim5_not_all_dimensions_used(tmp_path):
+    pair(tmp_path, "yahoo", "yahoo", {"mi": 0.5}, {"mi": 3.0, "au_0.01": 40}, base="sa-vae", skip="skip-sa-vae",
+         latent_dim=64)
+    assert verdict(tmp_path, 5)["verdict"] == report.NOT_SUPPORTED
+
+
+def test_claim6_tsne_silhouette(tmp_path):
+    pair(tmp_path, "mnist", "mnist", {"tsne_silhouette": 0.1}, {"tsne_silhouette": 0.3})
+    assert verdict(tmp_path, 6)["verdict"] == report.SUPPORTED
+    pair(tmp_path / "b", "mnist", "mnist", {"tsne_silhouette": 0.3}, {"tsne_silhouette": 0.1})
+    assert verdict(tmp_path / "b", 6)["verdict"] == report.NOT_SUPPORTED
+
+
+def test_claim7_theory(tmp_path):
+    write_theory(tmp_path, [{"depth": 1, "mi_no_skip": 1.0, "mi_skip": 1.0},
+                            {"depth": 4, "mi_no_skip": 0.5, "mi_skip": 0.9}])
+    v = verdict(tmp_path, 7)
+    assert v["verdict"] == report.SUPPORTED and "2 of 2 settings" in v["evidence"][0]
+    assert report.theory_table(tmp_path)["gain"].tolist() == pytest.approx([0.0, 0.4])
+    write_theory(tmp_path, [{"depth": 1, "mi_no_skip": 1.0, "mi_skip": 0.8}])
+    v = verdict(tmp_path, 7)
+    assert v["verdict"] == report.NOT_SUPPORTED and "depth 1" in v["evidence"][0]
+    write_theory(tmp_path, [{"depth": 1, "mi_no_skip": 1.0, "mi_skip": 1.0}])  # never strictly larger
+    assert verdict(tmp_path, 7)["verdict"] == report.NOT_SUPPORTED
+
+
+def test_malformed_theory_file(tmp_path):
+    write_theory(tmp_path, [{"depth": 1, "mi": 1.0}])
+    with pytest.raises(DataError, match="mi_no_skip"):
+        report.claims_ledger(tmp_path)
+
+
+def test_every_claim_has_a_rule_in_words():
+    for claim in range(1, 8):
+        text = report.rule_text(claim)
+        assert len(text) > 40 and not text.startswith("Claim")
