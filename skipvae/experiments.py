@@ -3,15 +3,23 @@
 Layout: a run trains in `runs/<experiment>/<run_name>/` (checkpoints; ignored by git) and its record is copied to
 `results/<experiment>/runs/<run_name>.json` (committed). The smoke profile writes to `runs/smoke-results/`
 instead, so tests never touch the committed results.
+
+The notebooks also use the small helpers below: `record_path`, `update_record_metrics` (add a metric computed after
+training, e.g. the t-SNE silhouette, to a stored record), `load_trained` (the best checkpoint of a run, for samples
+and t-SNE), `experiment_runs` (the runs table of one notebook execution), `profile_reductions` (what a profile
+changes relative to the paper) and `save_figure` (a figure and its caption file under results/<experiment>/figures).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from pathlib import Path
 
-from skipvae.config import RunConfig
-from skipvae.records import REPO_ROOT, atomic_write_json, read_json
+from skipvae.config import RunConfig, make_config
+from skipvae.errors import DataError
+from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, read_json
 
 
 def default_profile() -> str:
@@ -44,7 +52,7 @@ def run_all(configs: list[RunConfig], experiment: str, force: bool = False, prog
     """Train every config that has no finished record (or all of them with `force`); return their records."""
     records = []
     for i, cfg in enumerate(configs):
-        out = results_dir(experiment, cfg.profile) / "runs" / f"{cfg.run_name()}.json"
+        out = record_path(cfg, experiment)
         record = None if force else finished_record(cfg, out)
         if record is None:
             from skipvae.train import train
@@ -65,3 +73,161 @@ def run_all(configs: list[RunConfig], experiment: str, force: bool = False, prog
 def checkpoint_path(cfg: RunConfig, experiment: str) -> Path:
     """The best checkpoint of a run (for figures that need the model: samples, t-SNE)."""
     return runs_dir(experiment) / cfg.run_name() / "best.pt"
+
+
+def record_path(cfg: RunConfig, experiment: str) -> Path:
+    """Where `run_all` keeps the record of a run: results/<experiment>/runs/<run_name>.json (smoke: runs/smoke-results)."""
+    return results_dir(experiment, cfg.profile) / "runs" / f"{cfg.run_name()}.json"
+
+
+def update_record_metrics(cfg: RunConfig, experiment: str, values: dict) -> dict:
+    """Merge `values` into the 'metrics' of the stored finished record of `cfg` (atomic rewrite); returns the record.
+
+    For numbers computed after training from the checkpoint (e.g. 'tsne_silhouette'); other metrics are kept.
+    """
+    path = record_path(cfg, experiment)
+    record = finished_record(cfg, path)
+    if record is None:
+        raise DataError(f"no finished record of {cfg.run_name()} with this exact config at {path}; run "
+                        f"run_all([cfg], {experiment!r}) first, then add metrics to its record.")
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise DataError(f"values must be a dict of metric names to numbers, got {values!r}")
+    record["metrics"] = {**record["metrics"], **values}
+    atomic_write_json(path, record)
+    return record
+
+
+def load_trained(cfg: RunConfig, experiment: str, data_dir=None, device="cpu"):
+    """(data, model) with the run's best weights, in eval mode; None when its checkpoint is not on this machine
+    (e.g. a fresh clone that reuses the committed records)."""
+    path = checkpoint_path(cfg, experiment)
+    if not path.exists():
+        return None
+    from skipvae.train import build, load_checkpoint
+
+    checkpoint = load_checkpoint(path, map_location=device)
+    if checkpoint["config"] != cfg.to_dict():
+        raise DataError(f"{path} was written by a different config than {cfg.run_name()}; retrain with force=True.")
+    data, model = build(cfg, data_dir=data_dir, device=device)
+    model.load_state_dict(checkpoint["model"])
+    return data, model.eval()
+
+
+def experiment_runs(experiment: str, records: list[dict]):
+    """The runs table (`skipvae.report.load_runs`, one row per run, nested metrics joined by '.') of exactly the
+    runs in `records` (what `run_all` returned), read back from their results folder."""
+    import pandas as pd
+
+    from skipvae import report
+
+    if not records:
+        raise DataError(f"no records given for {experiment!r}: run_all returned nothing; check the config lists.")
+    roots = sorted({results_dir(experiment, r["config"]["profile"]).parent for r in records})
+    df = pd.concat([report.load_runs(experiment, root=root) for root in roots], ignore_index=True)
+    names = {r["name"] for r in records}
+    df = df[df["name"].isin(names)].reset_index(drop=True)
+    missing = names - set(df["name"])
+    if missing:
+        raise DataError(f"records {sorted(missing)} are not in the results folder of {experiment!r}; rerun run_all.")
+    return df
+
+
+# settings shown by `profile_reductions`: what can make our numbers differ from the paper's
+REDUCIBLE = ("n_train", "n_valid", "n_test", "epochs", "latent_dim", "enc_channels", "dec_layers", "dec_channels",
+             "mlp_hidden", "emb_dim", "enc_hidden", "dec_hidden", "max_len", "batch_size", "warmup_epochs",
+             "lr_decay_after", "svi_steps", "iw_samples", "n_eval_nll")
+
+
+def profile_reductions(dataset: str, profile: str, arch: str | None = None):
+    """(notes, table): the profile's own notes and every setting where it differs from the paper's
+    hyperparameters ('all' = the whole split); an empty table at the paper profile."""
+    import pandas as pd
+
+    paper, ours = make_config(dataset, "vae", "paper", arch=arch), make_config(dataset, "vae", profile, arch=arch)
+    show = lambda v: "all" if v is None else v  # noqa: E731
+    rows = [{"dataset": dataset, "decoder": ours.arch, "setting": k, "paper": show(getattr(paper, k)),
+             profile: show(getattr(ours, k))} for k in REDUCIBLE if getattr(paper, k) != getattr(ours, k)]
+    notes = ours.notes or f"{profile} profile: the official hyperparameters of the paper."
+    return notes, pd.DataFrame(rows, columns=["dataset", "decoder", "setting", "paper", profile]).astype(str)
+
+
+def save_figure(fig, experiment: str, profile: str, name: str, caption: str, seeds=()) -> Path:
+    """Write `fig` to <results_dir>/figures/<name>.png and {caption, profile, seeds} to <name>.json (the book's
+    caption), both atomically; returns the PNG's path."""
+    folder = results_dir(experiment, profile) / "figures"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    path = atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
+    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds)}
+    atomic_write_bytes(folder / f"{name}.json", (json.dumps(meta, indent=1) + "\n").encode())
+    return path
+
+
+def summary_value(summary, metric: str, **where) -> tuple[float, float]:
+    """(mean, std) of `metric` in the one row of a `report.summary_table` that matches `where` (e.g. model='vae')."""
+    rows = summary
+    for key, value in where.items():
+        rows = rows[rows[key] == value]
+    if len(rows) != 1:
+        raise DataError(f"{len(rows)} rows of the summary match {where}; expected exactly one. Give more keys "
+                        f"among {[c for c in summary.columns if not c.endswith(('_mean', '_std'))]}.")
+    row = rows.iloc[0]
+    return float(row[f"{metric}_mean"]), float(row[f"{metric}_std"])
+
+
+def claim_summary(claim: int, checks, profile: str) -> str:
+    """One sentence from a rule's checks (`skipvae.report.claim<N>_rule`): as in the book's ledger, the runs support
+    the claim when every check holds. Smoke runs (seconds of training) test the code, not the claim."""
+    if not checks:
+        return f"Claim {claim}: these runs give no comparison."
+    held, n = sum(bool(c.ok) for c in checks), len(checks)
+    if profile == "smoke":
+        return (f"Claim {claim}: its rule holds in {held} of {n} comparison{'s' * (n > 1)} (smoke profile: a test "
+                f"of the code, not of the claim).")
+    verdict = "support" if held == n else "do not support"
+    return f"Claim {claim}: our {profile}-profile runs **{verdict}** it (its rule holds in {held} of {n} comparison" \
+           f"{'s' * (n > 1)})."
+
+
+def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
+    """One panel per metric: bars = mean over seeds with the standard deviation, dots = the single seeds."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from skipvae.report import METRIC_LABELS
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        sns.barplot(data=runs, x=x, y=m, hue=hue, errorbar="sd", capsize=0.1, alpha=0.8, ax=ax)
+        dots = dict(hue=hue, dodge=True, palette="dark:black") if hue else dict(color="black")
+        sns.stripplot(data=runs, x=x, y=m, size=3, legend=False, ax=ax, **dots)
+        ax.set(title=METRIC_LABELS.get(m, m), xlabel="", ylabel="")
+        ax.tick_params(axis="x", rotation=30)
+        if ax is not axes[0][0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.tight_layout()
+    return fig
+
+
+def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None):
+    """One panel per metric against `x` (e.g. latent_dim, dec_layers): lines = mean over seeds with the standard
+    deviation as error bars, dots = the single seeds; one row of panels per value of `row`."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from skipvae.report import METRIC_LABELS, SETTING_LABELS
+
+    rows = list(runs[row].unique()) if row else [None]
+    fig, axes = plt.subplots(len(rows), len(metrics), figsize=(3.6 * len(metrics), 3.2 * len(rows)), squeeze=False)
+    for r, value in enumerate(rows):
+        sub = runs[runs[row] == value] if row else runs
+        for ax, m in zip(axes[r], metrics):
+            sns.lineplot(data=sub, x=x, y=m, hue=hue, style=hue, markers=True, dashes=False, errorbar="sd",
+                         err_style="bars", ax=ax)
+            sns.scatterplot(data=sub, x=x, y=m, hue=hue, alpha=0.35, s=12, legend=False, ax=ax)
+            title = METRIC_LABELS.get(m, m) + (f" ({value})" if row else "")
+            ax.set(title=title, xlabel=SETTING_LABELS.get(x, x), ylabel="")
+            if ax is not axes[0][0] and ax.get_legend() is not None:
+                ax.get_legend().remove()
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 
 def clip_by_norm(g: Tensor, max_norm: float) -> Tensor:
@@ -31,28 +32,31 @@ def svi_refine(neg_elbo: Callable[[Tensor, Tensor], Tensor], mu: Tensor, logvar:
                momentum: float, max_norm: float, create_graph: bool) -> tuple[Tensor, Tensor]:
     """(mu_K, logvar_K) after `steps` momentum-SGD steps on neg_elbo(mu, logvar) -> scalar.
 
-    create_graph=True keeps the unrolled steps in the autograd graph (training, end-to-end gradient);
-    False detaches every step (evaluation) and returns detached tensors. Works inside torch.no_grad().
+    create_graph=True keeps the unrolled steps differentiable (training: end-to-end gradient, exact second
+    derivatives). Each step is checkpointed: backward recomputes it, with the same random draws, instead of
+    storing K graphs, so memory does not grow with K. create_graph=False (evaluation) returns detached
+    tensors. Works inside torch.no_grad().
     """
+
+    def step(mu: Tensor, logvar: Tensor, vel_mu: Tensor, vel_logvar: Tensor) -> tuple[Tensor, ...]:
+        g_mu, g_logvar = torch.autograd.grad(neg_elbo(mu, logvar), (mu, logvar), create_graph=create_graph)
+        if max_norm > 0:
+            g_mu, g_logvar = clip_by_norm(g_mu, max_norm), clip_by_norm(g_logvar, max_norm)
+        vel_mu, vel_logvar = momentum * vel_mu - g_mu, momentum * vel_logvar - g_logvar
+        return mu + lr * vel_mu, logvar + lr * vel_logvar, vel_mu, vel_logvar
+
     with torch.enable_grad():
-        if create_graph:
-            if not mu.requires_grad:
-                mu = mu.detach().requires_grad_(True)
-            if not logvar.requires_grad:
-                logvar = logvar.detach().requires_grad_(True)
-        else:
-            mu, logvar = mu.detach().requires_grad_(True), logvar.detach().requires_grad_(True)
-        vel_mu = vel_logvar = None
+        if not create_graph or not mu.requires_grad:
+            mu = mu.detach().requires_grad_(True)
+        if not create_graph or not logvar.requires_grad:
+            logvar = logvar.detach().requires_grad_(True)
+        vel_mu, vel_logvar = torch.zeros_like(mu), torch.zeros_like(logvar)  # so that m_0 = -g_0
         for _ in range(steps):
-            g_mu, g_logvar = torch.autograd.grad(neg_elbo(mu, logvar), (mu, logvar), create_graph=create_graph)
-            if max_norm > 0:
-                g_mu, g_logvar = clip_by_norm(g_mu, max_norm), clip_by_norm(g_logvar, max_norm)
-            vel_mu = -g_mu if vel_mu is None else momentum * vel_mu - g_mu
-            vel_logvar = -g_logvar if vel_logvar is None else momentum * vel_logvar - g_logvar
-            mu, logvar = mu + lr * vel_mu, logvar + lr * vel_logvar
-            if not create_graph:
-                mu, logvar = mu.detach().requires_grad_(True), logvar.detach().requires_grad_(True)
-                vel_mu, vel_logvar = vel_mu.detach(), vel_logvar.detach()
+            if create_graph:
+                mu, logvar, vel_mu, vel_logvar = checkpoint(step, mu, logvar, vel_mu, vel_logvar, use_reentrant=False)
+            else:
+                mu, logvar, vel_mu, vel_logvar = (t.detach() for t in step(mu, logvar, vel_mu, vel_logvar))
+                mu, logvar = mu.requires_grad_(True), logvar.requires_grad_(True)
     if not create_graph:
         return mu.detach(), logvar.detach()
     return mu, logvar
