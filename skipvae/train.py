@@ -183,6 +183,7 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
             return record
     started = time.time()
     device = pick_device(device)
+    origin = provenance(cfg.seed, cfg.profile, device)  # the code as it was when this piece started
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     data, model = build(cfg, data_dir=data_dir, device=device)
     optimizer = make_optimizer(cfg, model)
@@ -223,7 +224,7 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
             tqdm.write(f"epoch {state.epoch}: train loss {tr['loss']:.3f} kl {tr['kl']:.3f} | "
                        f"val -elbo {va['neg_elbo']:.3f} kl {va['kl']:.3f} | {dt:.0f}s")
 
-    record = finish(cfg, run_dir, data, model, state, device, evaluate_test)
+    record = finish(cfg, run_dir, data, model, state, device, evaluate_test, origin)
     atomic_write_json(record_path, record)
     return record
 
@@ -241,7 +242,8 @@ def classify_posterior_means(model, data, seed: int) -> dict:
     return out | {"n_train": flat["n_train"], "n_test": flat["n_test"]}
 
 
-def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device, evaluate_test: bool) -> dict:
+def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device, evaluate_test: bool,
+           origin: dict) -> dict:
     """Load the best model, evaluate it on the test set, and assemble the run's record."""
     from skipvae.metrics import evaluate
 
@@ -268,5 +270,5 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
         "eval_time_s": eval_time,
         "wall_time_s": state.train_time_s + eval_time,
         "train_examples_per_s": sum(h["examples_per_s"] for h in state.history) / steps,
-        "provenance": provenance(cfg.seed, cfg.profile, device),
+        "provenance": origin,
     }

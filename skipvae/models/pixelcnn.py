@@ -16,9 +16,11 @@ z enters as 1x28x28 maps, Linear(latent, 784) each, concatenated as an extra cha
 of layer 0 only (VAE), or of every layer plus the last feature map before the 1x1 output conv (Skip-VAE).
 The z-maps do not depend on x, so they may be seen at every position.
 
-Speed (same function as the official code): all tensors are channels-last (NHWC), the causal crops are done
-with the convolutions' own padding plus one zero-row (zero-column) pad, and the z-maps of all layers come from
-one matrix product.
+Speed (the same function as the official code, checked against a plain re-statement of it in the tests): all
+tensors are channels-last (NHWC), the causal shifts are the convolutions' own padding plus one pad2d that
+crops and shifts in one copy, the gates are one autograd function that also appends the next z-map, the
+z-maps of all layers come from one matrix product, and the last layer skips its unused vertical output
+(see ops.py). The convolutions have a hand-written second derivative for SA-VAE training.
 """
 
 from __future__ import annotations
@@ -28,91 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from skipvae.errors import ConfigError
+from skipvae.models.ops import CHANNELS_LAST, conv2d, gate, pad2d
 
 IMAGE_SIZE = 28
-CHANNELS_LAST = torch.channels_last
-
-
-class GatedActivation(torch.autograd.Function):
-    """tanh(a) * sigmoid(b) for the channel halves (a, b) of x, then z_map appended as one more channel.
-
-    The same function as `torch.cat([torch.tanh(a) * torch.sigmoid(b), z_map], 1)`, with a hand-written
-    backward that writes both halves of the gradient in place instead of concatenating them afterwards:
-        d/da = g s (1 - t^2),  d/db = g t s (1 - s),  t = tanh(a), s = sigmoid(b).
-    When a gradient of this gradient is needed (backward with create_graph=True, as in SA-VAE training) the
-    backward uses differentiable ops on the saved input instead.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, z_map: Tensor | None = None) -> Tensor:
-        C = x.shape[1] // 2
-        t, s = torch.tanh(x[:, :C]), torch.sigmoid(x[:, C:])
-        ctx.save_for_backward(x, t, s)
-        ctx.with_map = z_map is not None
-        if z_map is None:
-            return t * s
-        out = x.new_empty((x.shape[0], C + 1) + x.shape[2:]).contiguous(memory_format=CHANNELS_LAST)
-        torch.mul(t, s, out=out[:, :C])
-        out[:, C:] = z_map
-        return out
-
-    @staticmethod
-    def backward(ctx, g: Tensor) -> tuple[Tensor, Tensor | None]:
-        x, t, s = ctx.saved_tensors
-        C = t.shape[1]
-        g_map = g[:, C:] if ctx.with_map else None
-        g = g[:, :C]
-        if torch.is_grad_enabled():  # double backward: recompute t and s as functions of x
-            t, s = torch.tanh(x[:, :C]), torch.sigmoid(x[:, C:])
-            gs = g * s
-            return torch.cat([gs * (1 - t * t), gs * t * (1 - s)], 1), g_map
-        gx = torch.empty_like(x, memory_format=CHANNELS_LAST)
-        ga, gb = gx[:, :C], gx[:, C:]
-        gs = g * s
-        torch.mul(gs, t, out=gb)  # g t s
-        torch.addcmul(gs, gb, t, value=-1.0, out=ga)  # g s (1 - t^2)
-        gb.addcmul_(gb, s, value=-1.0)  # g t s (1 - s)
-        return gx, g_map
-
-
-def gate(x: Tensor, z_map: Tensor | None = None) -> Tensor:
-    """Gated activation tanh(a) * sigmoid(b) of the channel halves of x [B, 2C, H, W] (+ z_map as channel C)."""
-    return GatedActivation.apply(x, z_map)
-
-
-class Pad2d(torch.autograd.Function):
-    """x [B, C, H, W] padded with zeros (or cropped, for negative amounts) by (left, right, top, bottom).
-
-    The same function as `F.pad(x, (left, right, top, bottom))`, which first fills the whole output with zeros;
-    this one writes the zeros around the copied block only. Its gradient is the opposite pad.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, left: int, right: int, top: int, bottom: int) -> Tensor:
-        ctx.pads = (left, right, top, bottom)
-        B, C, H, W = x.shape
-        Ho, Wo = H + top + bottom, W + left + right
-        fmt = CHANNELS_LAST if x.is_contiguous(memory_format=CHANNELS_LAST) else torch.contiguous_format
-        out = torch.empty((B, C, Ho, Wo), dtype=x.dtype, device=x.device, memory_format=fmt)
-        r0, c0 = max(top, 0), max(left, 0)  # where the copied block starts in out ...
-        i0, j0 = max(-top, 0), max(-left, 0)  # ... and in x
-        nr, nc = min(H - i0, Ho - r0), min(W - j0, Wo - c0)
-        out[:, :, :r0].zero_()
-        out[:, :, r0 + nr:].zero_()
-        out[:, :, r0:r0 + nr, :c0].zero_()
-        out[:, :, r0:r0 + nr, c0 + nc:].zero_()
-        out[:, :, r0:r0 + nr, c0:c0 + nc] = x[:, :, i0:i0 + nr, j0:j0 + nc]
-        return out
-
-    @staticmethod
-    def backward(ctx, g: Tensor):
-        left, right, top, bottom = ctx.pads
-        return Pad2d.apply(g, -left, -right, -top, -bottom), None, None, None, None
-
-
-def pad2d(x: Tensor, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0) -> Tensor:
-    """Zero-pad (or crop, for negative amounts) the last two dimensions of x [B, C, H, W]."""
-    return Pad2d.apply(x, left, right, top, bottom)
 
 
 def shift_down(x: Tensor, height: int) -> Tensor:
@@ -146,14 +66,14 @@ class GatedMaskedConv2d(nn.Module):
                 last: bool = False) -> tuple[Tensor | None, Tensor]:
         """(v', h') from (v, h); z_map [B, 1, H, W] is appended to v'; `last`: v' is not needed (None)."""
         H, W = v.shape[-2:]
-        v_out = shift_down(self.v_conv(v), H)  # row r: input rows r-1-p .. r-1; row 0: zeros
-        h_pre = self.h_conv(pad2d(h, left=self.pad))  # column c: input columns c-p .. c
+        v_out = shift_down(conv2d(v, self.v_conv), H)  # row r: input rows r-1-p .. r-1; row 0: zeros
+        h_pre = conv2d(pad2d(h, left=self.pad), self.h_conv)  # column c: input columns c-p .. c
         if self.first:
             h_pre = shift_right(h_pre, W)  # mask A: columns c-1-p .. c-1; column 0: zeros
-        h_pre = h_pre.add_(self.vh_conv(v_out))  # in place: nothing saved h_pre for backward
-        h_new = self.h_out(gate(h_pre))
+        h_pre = h_pre.add_(conv2d(v_out, self.vh_conv))  # in place: nothing saved h_pre for backward
+        h_new = conv2d(gate(h_pre), self.h_out)
         if self.h_res is not None:
-            h_new = h_new.add_(self.h_res(h))
+            h_new = h_new.add_(conv2d(h, self.h_res))
         return (None if last else gate(v_out, z_map)), h_new
 
 
@@ -188,7 +108,7 @@ class PixelCNNDecoder(nn.Module):
             v, h = layer(v, h, z_map=None if last else next_map, last=last)
             if next_map is not None:
                 h = with_map(h, next_map)
-        return self.out_conv(h)
+        return conv2d(h, self.out_conv)
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) = sum over pixels of x log sigmoid(l) + (1 - x) log sigmoid(-l), per example [B]."""

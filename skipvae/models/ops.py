@@ -1,0 +1,161 @@
+"""Autograd operations of the PixelCNN that compute the same functions as their PyTorch counterparts with less
+memory traffic, or with a cheaper second derivative (needed by SA-VAE training).
+
+    gate(x, z_map)   tanh(a) * sigmoid(b) of the channel halves of x, z_map appended as one more channel
+    pad2d(x, ...)    F.pad for [B, C, H, W] (negative amounts crop), zeros written only where needed
+    conv2d(x, conv)  F.conv2d with conv's parameters, and a second derivative made of convolutions and
+                     convolution_backward calls instead of PyTorch's generic (and on CPU very slow) one
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+CHANNELS_LAST = torch.channels_last
+
+
+class GatedActivation(torch.autograd.Function):
+    """tanh(a) * sigmoid(b) for the channel halves (a, b) of x, then z_map appended as one more channel.
+
+    The same function as `torch.cat([torch.tanh(a) * torch.sigmoid(b), z_map], 1)`, with a hand-written
+    backward that writes both halves of the gradient in place instead of concatenating them afterwards:
+        d/da = g s (1 - t^2),  d/db = g t s (1 - s),  t = tanh(a), s = sigmoid(b).
+    When a gradient of this gradient is needed (backward with create_graph=True, as in SA-VAE training) the
+    backward uses differentiable ops on the saved input instead.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, z_map: Tensor | None = None) -> Tensor:
+        C = x.shape[1] // 2
+        t, s = torch.tanh(x[:, :C]), torch.sigmoid(x[:, C:])
+        ctx.save_for_backward(x, t, s)
+        ctx.with_map = z_map is not None
+        if z_map is None:
+            return t * s
+        out = x.new_empty((x.shape[0], C + 1) + x.shape[2:]).contiguous(memory_format=CHANNELS_LAST)
+        torch.mul(t, s, out=out[:, :C])
+        out[:, C:] = z_map
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor, Tensor | None]:
+        x, t, s = ctx.saved_tensors
+        C = t.shape[1]
+        g_map = g[:, C:] if ctx.with_map else None
+        g = g[:, :C]
+        if torch.is_grad_enabled():  # double backward: recompute t and s as functions of x
+            t, s = torch.tanh(x[:, :C]), torch.sigmoid(x[:, C:])
+            gs = g * s
+            return torch.cat([gs * (1 - t * t), gs * t * (1 - s)], 1), g_map
+        gx = torch.empty_like(x, memory_format=CHANNELS_LAST)
+        ga, gb = gx[:, :C], gx[:, C:]
+        gs = g * s
+        torch.mul(gs, t, out=gb)  # g t s
+        torch.addcmul(gs, gb, t, value=-1.0, out=ga)  # g s (1 - t^2)
+        gb.addcmul_(gb, s, value=-1.0)  # g t s (1 - s)
+        return gx, g_map
+
+
+def gate(x: Tensor, z_map: Tensor | None = None) -> Tensor:
+    """Gated activation tanh(a) * sigmoid(b) of the channel halves of x [B, 2C, H, W] (+ z_map as channel C)."""
+    return GatedActivation.apply(x, z_map)
+
+
+class Pad2d(torch.autograd.Function):
+    """x [B, C, H, W] padded with zeros (or cropped, for negative amounts) by (left, right, top, bottom).
+
+    The same function as `F.pad(x, (left, right, top, bottom))`, which first fills the whole output with zeros;
+    this one writes the zeros around the copied block only. Its gradient is the opposite pad.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, left: int, right: int, top: int, bottom: int) -> Tensor:
+        ctx.pads = (left, right, top, bottom)
+        B, C, H, W = x.shape
+        Ho, Wo = H + top + bottom, W + left + right
+        fmt = CHANNELS_LAST if x.is_contiguous(memory_format=CHANNELS_LAST) else torch.contiguous_format
+        out = torch.empty((B, C, Ho, Wo), dtype=x.dtype, device=x.device, memory_format=fmt)
+        r0, c0 = max(top, 0), max(left, 0)  # where the copied block starts in out ...
+        i0, j0 = max(-top, 0), max(-left, 0)  # ... and in x
+        nr, nc = min(H - i0, Ho - r0), min(W - j0, Wo - c0)
+        out[:, :, :r0].zero_()
+        out[:, :, r0 + nr:].zero_()
+        out[:, :, r0:r0 + nr, :c0].zero_()
+        out[:, :, r0:r0 + nr, c0 + nc:].zero_()
+        out[:, :, r0:r0 + nr, c0:c0 + nc] = x[:, :, i0:i0 + nr, j0:j0 + nc]
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        left, right, top, bottom = ctx.pads
+        return Pad2d.apply(g, -left, -right, -top, -bottom), None, None, None, None
+
+
+def pad2d(x: Tensor, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0) -> Tensor:
+    """Zero-pad (or crop, for negative amounts) the last two dimensions of x [B, C, H, W]."""
+    return Pad2d.apply(x, left, right, top, bottom)
+
+
+class Conv2d(torch.autograd.Function):
+    """y = conv2d(x, weight) + bias (stride 1). Backward: ConvBackward, itself differentiable."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, int]) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return F.conv2d(x, weight, bias, padding=padding)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, weight = ctx.saved_tensors
+        need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2] and ctx.has_bias)
+        gx, gw, gb = ConvBackward.apply(g, x, weight, ctx.padding, need)
+        return gx, gw, gb, None
+
+
+class ConvBackward(torch.autograd.Function):
+    """(dx, dW, db) = convolution_backward(g, x, W). Its own backward, for grads (ggx, ggW, ggb) of those:
+        d/dg = conv2d(ggx, W) + conv2d(x, ggW) + ggb,   d/dx = dx-of-conv(g; weight ggW),
+        d/dW = dW-of-conv(g; input ggx)."""
+
+    @staticmethod
+    def forward(ctx, g: Tensor, x: Tensor, weight: Tensor, padding: tuple[int, int], need: tuple[bool, bool, bool]):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(g, x, weight)
+        ctx.padding = padding
+        return _conv_backward(g, x, weight, padding, need)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, ggx: Tensor | None, ggw: Tensor | None, ggb: Tensor | None):
+        g, x, weight = ctx.saved_tensors
+        p = ctx.padding
+        need_g, need_x, need_w = ctx.needs_input_grad[:3]
+        d_g = d_x = d_w = None
+        if need_g:
+            terms = []
+            if ggx is not None:
+                terms.append(F.conv2d(ggx, weight, None, padding=p))
+            if ggw is not None:
+                terms.append(F.conv2d(x, ggw, None, padding=p))
+            if ggb is not None:
+                terms.append(ggb.view(1, -1, 1, 1).expand_as(g))
+            d_g = sum(terms[1:], terms[0]) if terms else None
+        if need_x and ggw is not None:
+            d_x = _conv_backward(g, x, ggw, p, (True, False, False))[0]
+        if need_w and ggx is not None:
+            d_w = _conv_backward(g, ggx, weight, p, (False, True, False))[1]
+        return d_g, d_x, d_w, None, None
+
+
+def _conv_backward(g: Tensor, x: Tensor, weight: Tensor, padding, need) -> tuple:
+    return torch.ops.aten.convolution_backward(g, x, weight, [weight.shape[0]] if need[2] else None, (1, 1),
+                                               padding, (1, 1), False, (0, 0), 1, need)
+
+
+def conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """conv(x) (stride 1, no dilation or groups), differentiable twice at the cost of a few convolutions."""
+    return Conv2d.apply(x, conv.weight, conv.bias, conv.padding)
