@@ -76,7 +76,7 @@ def checkpoint_path(cfg: RunConfig, experiment: str) -> Path:
 
 
 def record_path(cfg: RunConfig, experiment: str) -> Path:
-    """Where `run_all` keeps the record of a run: results/<experiment>/runs/<run_name>.json (smoke: runs/smoke-results)."""
+    """Where `run_all` keeps a run's record: results/<experiment>/runs/<run_name>.json (smoke: under runs/)."""
     return results_dir(experiment, cfg.profile) / "runs" / f"{cfg.run_name()}.json"
 
 
@@ -144,11 +144,14 @@ def profile_reductions(dataset: str, profile: str, arch: str | None = None):
     import pandas as pd
 
     paper, ours = make_config(dataset, "vae", "paper", arch=arch), make_config(dataset, "vae", profile, arch=arch)
-    show = lambda v: "all" if v is None else v  # noqa: E731
-    rows = [{"dataset": dataset, "decoder": ours.arch, "setting": k, "paper": show(getattr(paper, k)),
-             profile: show(getattr(ours, k))} for k in REDUCIBLE if getattr(paper, k) != getattr(ours, k)]
+    rows = [{"dataset": dataset, "decoder": ours.arch, "setting": k, "paper": _shown(getattr(paper, k)),
+             profile: _shown(getattr(ours, k))} for k in REDUCIBLE if getattr(paper, k) != getattr(ours, k)]
     notes = ours.notes or f"{profile} profile: the official hyperparameters of the paper."
     return notes, pd.DataFrame(rows, columns=["dataset", "decoder", "setting", "paper", profile]).astype(str)
+
+
+def _shown(value):
+    return "all" if value is None else value  # None: the whole split
 
 
 def save_figure(fig, experiment: str, profile: str, name: str, caption: str, seeds=()) -> Path:
@@ -185,8 +188,8 @@ def claim_summary(claim: int, checks, profile: str) -> str:
         return (f"Claim {claim}: its rule holds in {held} of {n} comparison{'s' * (n > 1)} (smoke profile: a test "
                 f"of the code, not of the claim).")
     verdict = "support" if held == n else "do not support"
-    return f"Claim {claim}: our {profile}-profile runs **{verdict}** it (its rule holds in {held} of {n} comparison" \
-           f"{'s' * (n > 1)})."
+    return (f"Claim {claim}: our {profile}-profile runs **{verdict}** it (its rule holds in {held} of {n} "
+            f"comparison{'s' * (n > 1)}).")
 
 
 def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError, TrainingError

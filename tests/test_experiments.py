@@ -1,0 +1,216 @@
+"""The notebooks' runner and helpers: reuse of finished runs, force, record updates, checkpoints, tables, figures."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import skipvae.train  # noqa: E402
+from skipvae import experiments  # noqa: E402
+from skipvae.config import make_config  # noqa: E402
+from skipvae.errors import DataError  # noqa: E402
+from skipvae.experiments import (claim_summary, default_profile, experiment_runs, load_trained, plot_bars,  # noqa: E402
+                                 plot_lines, profile_reductions, record_path, results_dir, run_all, save_figure,
+                                 summary_value, update_record_metrics)
+from skipvae.report import Check  # noqa: E402
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A throw-away checkout: results and runs under tmp_path."""
+    monkeypatch.setattr(experiments, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv("SKIPVAE_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+class Calls(list):
+    """The run names that training was called for."""
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """Replace training by a function that writes a finished record at once and counts its calls."""
+    calls = Calls()
+    calls.had_checkpoint = []  # whether the run directory still held best.pt when training started
+
+    def train(cfg, run_dir, data_dir=None, progress=True):
+        calls.append(cfg.run_name())
+        calls.had_checkpoint.append((run_dir / "best.pt").exists())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "best.pt").write_bytes(b"weights")
+        record = {"status": "finished", "name": run_dir.name, "config": cfg.to_dict(),
+                  "metrics": {"mi": float(len(calls)), "kl": 1.0}, "provenance": {"call": len(calls)}}
+        (run_dir / "record.json").write_text(json.dumps(record))
+        return record
+
+    monkeypatch.setattr(skipvae.train, "train", train)
+    return calls
+
+
+def smoke(model="vae", **kw):
+    return make_config("mnist", model, "smoke", arch="mlp", n_train=50, n_valid=25, n_test=25, **kw)
+
+
+def test_default_profile_follows_the_environment(monkeypatch):
+    monkeypatch.delenv("SKIPVAE_PROFILE", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert default_profile() == "cpu"
+    monkeypatch.setenv("CI", "true")
+    assert default_profile() == "smoke"
+    monkeypatch.setenv("SKIPVAE_PROFILE", "paper")
+    assert default_profile() == "paper"
+
+
+def test_smoke_results_never_go_to_results(repo):
+    assert results_dir("mnist", "smoke") == repo / "runs" / "smoke-results" / "mnist"
+    assert results_dir("mnist", "cpu") == repo / "results" / "mnist"
+    cfg = smoke()
+    assert record_path(cfg, "mnist") == repo / "runs" / "smoke-results" / "mnist" / "runs" / f"{cfg.run_name()}.json"
+
+
+def test_run_all_reuses_identical_finished_runs_and_retrains_with_force(repo, fake_train):
+    a, b = smoke(seed=0), smoke(seed=1)
+    first = run_all([a, b], "mnist", progress=False)
+    assert fake_train == [a.run_name(), b.run_name()]
+    assert json.loads(record_path(a, "mnist").read_text()) == first[0]
+
+    again = run_all([a, b], "mnist", progress=False)
+    assert fake_train == [a.run_name(), b.run_name()]  # nothing retrained
+    assert again == first
+
+    changed = smoke(seed=0, epochs=2)  # any change of the config is a new run
+    run_all([changed], "mnist", progress=False)
+    assert fake_train[-1] == changed.run_name() and len(fake_train) == 3
+
+    forced = run_all([a], "mnist", force=True, progress=False)
+    assert fake_train[-1] == a.run_name() and len(fake_train) == 4
+    assert fake_train.had_checkpoint == [False] * 4  # force removed the old checkpoint before retraining
+    assert forced[0]["provenance"]["call"] == 4
+    assert json.loads(record_path(a, "mnist").read_text())["provenance"]["call"] == 4
+
+
+def test_run_all_retrains_unfinished_or_foreign_records(repo, fake_train):
+    cfg = smoke()
+    path = record_path(cfg, "mnist")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": "paused", "name": cfg.run_name(), "config": cfg.to_dict(), "metrics": {}}))
+    run_all([cfg], "mnist", progress=False)
+    assert fake_train == [cfg.run_name()]
+    record = json.loads(path.read_text())
+    record["config"]["lr"] = 0.5  # same file name, other config: not reusable
+    path.write_text(json.dumps(record))
+    run_all([cfg], "mnist", progress=False)
+    assert len(fake_train) == 2 and json.loads(path.read_text())["config"] == cfg.to_dict()
+
+
+def test_update_record_metrics_merges_and_rewrites_the_record(repo, fake_train):
+    cfg = smoke()
+    run_all([cfg], "mnist", progress=False)
+    record = update_record_metrics(cfg, "mnist", {"tsne_silhouette": 0.25})
+    on_disk = json.loads(record_path(cfg, "mnist").read_text())
+    assert on_disk == record
+    assert on_disk["metrics"] == {"mi": 1.0, "kl": 1.0, "tsne_silhouette": 0.25}
+    update_record_metrics(cfg, "mnist", {"tsne_silhouette": -0.5})
+    assert json.loads(record_path(cfg, "mnist").read_text())["metrics"]["tsne_silhouette"] == -0.5
+    assert not list(record_path(cfg, "mnist").parent.glob(".*.tmp"))  # no temporary file left behind
+    # the updated record is still reused as it is
+    assert run_all([cfg], "mnist", progress=False)[0]["metrics"]["tsne_silhouette"] == -0.5 and len(fake_train) == 1
+
+
+def test_update_record_metrics_errors(repo, fake_train):
+    with pytest.raises(DataError, match="no finished record"):
+        update_record_metrics(smoke(), "mnist", {"x": 1.0})
+    run_all([smoke()], "mnist", progress=False)
+    with pytest.raises(DataError, match="no finished record"):
+        update_record_metrics(smoke(seed=3), "mnist", {"x": 1.0})
+    with pytest.raises(DataError, match="dict of metric names"):
+        update_record_metrics(smoke(), "mnist", [("x", 1.0)])
+
+
+def test_experiment_runs_is_exactly_the_given_records(repo, fake_train):
+    a, b, c = smoke(seed=0), smoke(seed=1), smoke("skip-vae", seed=0)
+    run_all([a, b, c], "mnist", progress=False)
+    records = run_all([a, c], "mnist", progress=False)
+    df = experiment_runs("mnist", records)
+    assert sorted(df["name"]) == sorted([a.run_name(), c.run_name()])
+    assert set(df["model"]) == {"vae", "skip-vae"} and set(df["mi"]) == {1.0, 3.0}
+    with pytest.raises(DataError, match="no records"):
+        experiment_runs("mnist", [])
+    record_path(c, "mnist").unlink()
+    with pytest.raises(DataError, match="not in the results folder"):
+        experiment_runs("mnist", records)
+
+
+def test_load_trained_returns_the_best_weights(repo):
+    cfg = smoke()
+    assert load_trained(cfg, "mnist") is None  # no checkpoint on this machine
+    run_all([cfg], "mnist", progress=False)
+    data, model = load_trained(cfg, "mnist")
+    best = torch.load(experiments.checkpoint_path(cfg, "mnist"), weights_only=True)["model"]
+    assert not model.training and data.num_examples("test") == 25
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, best[key]), key
+    ckpt = torch.load(experiments.checkpoint_path(cfg, "mnist"), weights_only=True)
+    ckpt["config"]["lr"] = 0.5
+    torch.save(ckpt, experiments.checkpoint_path(cfg, "mnist"))
+    with pytest.raises(DataError, match="different config"):
+        load_trained(cfg, "mnist")
+
+
+def test_profile_reductions_list_what_differs_from_the_paper():
+    notes, table = profile_reductions("mnist", "smoke", "pixelcnn")
+    assert notes == make_config("mnist", "vae", "smoke").notes
+    rows = table.set_index("setting")
+    assert rows.loc["epochs", "paper"] == "100" and rows.loc["epochs", "smoke"] == "1"
+    assert rows.loc["n_train", "paper"] == "all" and rows.loc["n_train", "smoke"] == "100"
+    assert rows.loc["iw_samples", "paper"] == "500"
+    assert "lr" not in rows.index and "dec_kernels" not in rows.index  # only the reducible sizes
+    notes, table = profile_reductions("yahoo", "paper")
+    assert table.empty and "official hyperparameters" in notes
+
+
+def test_save_figure_writes_png_and_caption(repo):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = save_figure(fig, "mnist", "smoke", "demo", "A line.", seeds=[2, 0])
+    plt.close(fig)
+    assert path == repo / "runs" / "smoke-results" / "mnist" / "figures" / "demo.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(path.with_suffix(".json").read_text()) == {"caption": "A line.", "profile": "smoke",
+                                                                 "seeds": [0, 2]}
+
+
+def test_summary_value_and_its_errors():
+    summary = pd.DataFrame({"profile": ["cpu"] * 3, "arch": ["mlp", "mlp", "pixelcnn"],
+                            "model": ["vae", "skip-vae", "vae"], "mi_mean": [1.0, 2.0, 3.0],
+                            "mi_std": [0.1, 0.2, 0.3]})
+    assert summary_value(summary, "mi", arch="mlp", model="skip-vae") == (2.0, 0.2)
+    with pytest.raises(DataError, match="2 rows"):
+        summary_value(summary, "mi", model="vae")
+    with pytest.raises(DataError, match="0 rows"):
+        summary_value(summary, "mi", model="sa-vae")
+
+
+def test_claim_summary_follows_the_ledger_rule():
+    held, failed = Check(True, "a"), Check(False, "b")
+    assert "**support**" in claim_summary(1, [held, held], "cpu")
+    assert "**do not support**" in claim_summary(1, [held, failed], "cpu") and "1 of 2" in claim_summary(
+        1, [held, failed], "cpu")
+    assert "no comparison" in claim_summary(3, [], "paper")
+    smoke_text = claim_summary(2, [held], "smoke")
+    assert "not of the claim" in smoke_text and "support" not in smoke_text
+
+
+def test_plots_have_one_panel_per_metric_and_row():
+    runs = pd.DataFrame({"model": ["vae", "skip-vae"] * 4, "arch": ["mlp"] * 4 + ["pixelcnn"] * 4,
+                         "latent_dim": [2, 2, 8, 8] * 2, "seed": [0] * 8, "mi": range(8), "kl": range(8)})
+    assert len(plot_bars(runs, ["mi", "kl"], hue="arch").axes) == 2
+    fig = plot_lines(runs, "latent_dim", ["mi", "kl"], row="arch")
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "MI (mlp)"
