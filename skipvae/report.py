@@ -198,6 +198,22 @@ def theory_table(root: str | Path | None = None) -> pd.DataFrame:
     return df
 
 
+def theory_summary(root: str | Path | None = None) -> pd.DataFrame:
+    """One row per setting (dimension, skip strength, ...; every column but depth, seed and the results): how many
+    (depth, seed) draws there are, in how many skips do not lower I(x; z), and the mean and smallest gain (nats)."""
+    df = theory_table(root)
+    if df.empty:
+        return df
+    keys = [c for c in ("dim", "noise", "skip_strength") if c in df.columns]
+    grouped = df.groupby(keys, sort=True) if keys else [((), df)]
+    rows = []
+    for values, g in grouped:
+        values = values if isinstance(values, tuple) else (values,)
+        rows.append({**dict(zip(keys, values)), "draws": len(g), "not lowered": int((g["gain"] >= 0).sum()),
+                     "mean gain": g["gain"].mean(), "smallest gain": g["gain"].min()})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------------------------ summaries
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

@@ -434,7 +434,7 @@ def test_synthetic_records_fill_the_book(synthetic_book, chromium):
         assert latent["verdicts"] == ["supported", "not tested yet"]
 
         theory = check_page(chromium, base, "experiments/theory")
-        assert len(theory["tables"]["results-theory"]["rows"]) == 3 and theory["verdicts"] == ["supported"]
+        assert len(theory["tables"]["results-theory"]["rows"]) == 1 and theory["verdicts"] == ["supported"]
 
         notebook = check_page(chromium, base, "experiments/mnist_notebook")
         assert notebook["h1"] == "MNIST experiment"

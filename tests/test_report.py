@@ -353,3 +353,14 @@ def test_every_claim_has_a_rule_in_words():
     for claim in range(1, 8):
         text = report.rule_text(claim)
         assert len(text) > 40 and not text.startswith("Claim")
+
+
+def test_theory_summary_counts_draws_and_gains(tmp_path):
+    rows = [{"dim": 1, "skip_strength": s, "depth": d, "seed": 0, "mi_no_skip": 1.0, "mi_skip": 1.0 + g}
+            for s, gains in ((0.1, (-0.2, 0.1)), (1.0, (0.3, 0.5))) for d, g in zip((1, 2), gains)]
+    write_theory(tmp_path, rows)
+    summary = report.theory_summary(tmp_path).set_index("skip_strength")
+    assert summary.loc[0.1, "draws"] == 2 and summary.loc[0.1, "not lowered"] == 1
+    assert summary.loc[0.1, "smallest gain"] == pytest.approx(-0.2)
+    assert summary.loc[1.0, "not lowered"] == 2 and summary.loc[1.0, "mean gain"] == pytest.approx(0.4)
+    assert report.theory_summary(tmp_path / "empty").empty
