@@ -250,8 +250,10 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
     best = load_checkpoint(run_dir / BEST, map_location=device)
     model.load_state_dict(best["model"])
     t0 = time.time()
-    metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
-                       n_eval_nll=cfg.n_eval_nll, seed=cfg.seed) if evaluate_test else {}
+    metrics = {}
+    if evaluate_test:  # at the training batch size: the SVI objective of SA models is a batch mean
+        metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
+                           n_eval_nll=cfg.n_eval_nll, seed=cfg.seed, batch_size=cfg.batch_size)
     if evaluate_test and getattr(data, "num_classes", None):
         metrics["classification"] = classify_posterior_means(model, data, cfg.seed)
     eval_time = time.time() - t0

@@ -119,6 +119,7 @@ def test_gate_backward_matches_autograd():
     assert torch.autograd.gradcheck(lambda a, m: gate(a, m), (x, z_map))
     assert torch.autograd.gradcheck(lambda a: gate(a), (x,))
     assert torch.autograd.gradgradcheck(lambda a, m: gate(a, m), (x, z_map))  # SA-VAE differentiates twice
+    assert torch.autograd.gradgradcheck(lambda a: gate(a), (x,))
 
 
 @pytest.mark.parametrize("pads", [(1, 0, 0, 0), (0, -1, 2, -3), (-2, 3, -1, 1), (0, 0, 1, -2)])
@@ -465,6 +466,7 @@ def test_build_model_errors():
 @pytest.mark.parametrize("bad, match", [
     ([[0.0]], "torch.Tensor"),
     (torch.zeros(0, 1, 28, 28), "empty"),
+    (torch.tensor(0.5), "empty"),
     (torch.zeros(2, 28, 28), r"\[B, 1, 28, 28\]"),
     (torch.zeros(2, 1, 32, 32), r"\[B, 1, 28, 28\]"),
     (torch.zeros(2, 1, 28, 28, dtype=torch.long), "float"),

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from skipvae.models.pixelcnn import CHANNELS_LAST, IMAGE_SIZE
+from skipvae.models.ops import CHANNELS_LAST
+from skipvae.models.pixelcnn import IMAGE_SIZE
 
 PAD = 0
 

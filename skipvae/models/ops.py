@@ -1,7 +1,8 @@
 """Autograd operations of the PixelCNN that compute the same functions as their PyTorch counterparts with less
 memory traffic, or with a cheaper second derivative (needed by SA-VAE training).
 
-    gate(x, z_map)   tanh(a) * sigmoid(b) of the channel halves of x, z_map appended as one more channel
+    gate(x, z_map)   tanh(a) * sigmoid(b) of the channel halves of x, z_map appended as one more channel;
+                     first and second derivatives written by hand (GateBackward)
     pad2d(x, ...)    F.pad for [B, C, H, W] (negative amounts crop), zeros written only where needed
     conv2d(x, conv)  F.conv2d with conv's parameters, and a second derivative made of convolutions and
                      convolution_backward calls instead of PyTorch's generic (and on CPU very slow) one
@@ -20,11 +21,8 @@ CHANNELS_LAST = torch.channels_last
 class GatedActivation(torch.autograd.Function):
     """tanh(a) * sigmoid(b) for the channel halves (a, b) of x, then z_map appended as one more channel.
 
-    The same function as `torch.cat([torch.tanh(a) * torch.sigmoid(b), z_map], 1)`, with a hand-written
-    backward that writes both halves of the gradient in place instead of concatenating them afterwards:
-        d/da = g s (1 - t^2),  d/db = g t s (1 - s),  t = tanh(a), s = sigmoid(b).
-    When a gradient of this gradient is needed (backward with create_graph=True, as in SA-VAE training) the
-    backward uses differentiable ops on the saved input instead.
+    The same function as `torch.cat([torch.tanh(a) * torch.sigmoid(b), z_map], 1)` without the concatenation;
+    its backward is `GateBackward`, itself differentiable (SA-VAE differentiates the gradient).
     """
 
     @staticmethod
@@ -45,18 +43,41 @@ class GatedActivation(torch.autograd.Function):
         x, t, s = ctx.saved_tensors
         C = t.shape[1]
         g_map = g[:, C:] if ctx.with_map else None
-        g = g[:, :C]
-        if torch.is_grad_enabled():  # double backward: recompute t and s as functions of x
-            t, s = torch.tanh(x[:, :C]), torch.sigmoid(x[:, C:])
-            gs = g * s
-            return torch.cat([gs * (1 - t * t), gs * t * (1 - s)], 1), g_map
+        return GateBackward.apply(g[:, :C], x, t, s), g_map
+
+
+class GateBackward(torch.autograd.Function):
+    """dx = [g s t', g t s'] with t = tanh(a), s = sigmoid(b), t' = 1 - t^2, s' = s (1 - s), written in place.
+
+    Its backward, for the gradient [u, w] of dx (halves a, b), is the exact second derivative:
+        d/dg = u s t' + w t s',   d/da = -2 u g s t t' + w g t' s',   d/db = u g t' s' + w g t s' (1 - 2 s).
+    """
+
+    @staticmethod
+    def forward(ctx, g: Tensor, x: Tensor, t: Tensor, s: Tensor) -> Tensor:
+        ctx.save_for_backward(g, t, s)
+        C = t.shape[1]
         gx = torch.empty_like(x, memory_format=CHANNELS_LAST)
         ga, gb = gx[:, :C], gx[:, C:]
         gs = g * s
         torch.mul(gs, t, out=gb)  # g t s
         torch.addcmul(gs, gb, t, value=-1.0, out=ga)  # g s (1 - t^2)
         gb.addcmul_(gb, s, value=-1.0)  # g t s (1 - s)
-        return gx, g_map
+        return gx
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, ggx: Tensor):
+        g, t, s = ctx.saved_tensors
+        C = t.shape[1]
+        u, w = ggx[:, :C], ggx[:, C:]
+        t1, s1 = 1 - t * t, s * (1 - s)  # tanh' and sigmoid'
+        gts = g * t1 * s1
+        d_g = u * s * t1 + w * t * s1
+        d_x = torch.empty_like(ggx, memory_format=CHANNELS_LAST)
+        d_x[:, :C] = w * gts - 2 * u * g * s * t * t1
+        d_x[:, C:] = u * gts + w * g * t * s1 * (1 - 2 * s)
+        return d_g, d_x, None, None
 
 
 def gate(x: Tensor, z_map: Tensor | None = None) -> Tensor:

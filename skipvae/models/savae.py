@@ -29,13 +29,15 @@ def clip_by_norm(g: Tensor, max_norm: float) -> Tensor:
 
 
 def svi_refine(neg_elbo: Callable[[Tensor, Tensor], Tensor], mu: Tensor, logvar: Tensor, steps: int, lr: float,
-               momentum: float, max_norm: float, create_graph: bool) -> tuple[Tensor, Tensor]:
+               momentum: float, max_norm: float, create_graph: bool,
+               no_cudnn: bool = False) -> tuple[Tensor, Tensor]:
     """(mu_K, logvar_K) after `steps` momentum-SGD steps on neg_elbo(mu, logvar) -> scalar.
 
     create_graph=True keeps the unrolled steps differentiable (training: end-to-end gradient, exact second
     derivatives). Each step is checkpointed: backward recomputes it, with the same random draws, instead of
     storing K graphs, so memory does not grow with K. create_graph=False (evaluation) returns detached
-    tensors. Works inside torch.no_grad().
+    tensors. Works inside torch.no_grad(). no_cudnn: run the steps (and their recomputation) without cuDNN,
+    whose RNN kernels have no second derivative and no backward in eval mode.
     """
 
     def step(mu: Tensor, logvar: Tensor, vel_mu: Tensor, vel_logvar: Tensor) -> tuple[Tensor, ...]:
@@ -45,7 +47,7 @@ def svi_refine(neg_elbo: Callable[[Tensor, Tensor], Tensor], mu: Tensor, logvar:
         vel_mu, vel_logvar = momentum * vel_mu - g_mu, momentum * vel_logvar - g_logvar
         return mu + lr * vel_mu, logvar + lr * vel_logvar, vel_mu, vel_logvar
 
-    with torch.enable_grad():
+    with torch.enable_grad(), no_cudnn_if(no_cudnn):
         if not create_graph or not mu.requires_grad:
             mu = mu.detach().requires_grad_(True)
         if not create_graph or not logvar.requires_grad:
@@ -53,7 +55,9 @@ def svi_refine(neg_elbo: Callable[[Tensor, Tensor], Tensor], mu: Tensor, logvar:
         vel_mu, vel_logvar = torch.zeros_like(mu), torch.zeros_like(logvar)  # so that m_0 = -g_0
         for _ in range(steps):
             if create_graph:
-                mu, logvar, vel_mu, vel_logvar = checkpoint(step, mu, logvar, vel_mu, vel_logvar, use_reentrant=False)
+                mu, logvar, vel_mu, vel_logvar = checkpoint(
+                    step, mu, logvar, vel_mu, vel_logvar, use_reentrant=False,
+                    context_fn=lambda: (no_cudnn_if(no_cudnn), no_cudnn_if(no_cudnn)))
             else:
                 mu, logvar, vel_mu, vel_logvar = (t.detach() for t in step(mu, logvar, vel_mu, vel_logvar))
                 mu, logvar = mu.requires_grad_(True), logvar.requires_grad_(True)
@@ -63,5 +67,5 @@ def svi_refine(neg_elbo: Callable[[Tensor, Tensor], Tensor], mu: Tensor, logvar:
 
 
 def no_cudnn_if(flag: bool):
-    """cuDNN's RNN has no double backward: switch it off while the SVI steps are recorded for one."""
+    """torch.backends.cudnn switched off if `flag` (a fresh context manager per call)."""
     return torch.backends.cudnn.flags(enabled=False) if flag else contextlib.nullcontext()

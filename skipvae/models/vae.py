@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from skipvae.errors import DataError
 from skipvae.models.pixelcnn import IMAGE_SIZE
-from skipvae.models.savae import no_cudnn_if, svi_refine
+from skipvae.models.savae import svi_refine
 
 
 def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -85,16 +85,15 @@ class VAE(nn.Module):
         def neg_elbo(m: Tensor, lv: Tensor) -> Tensor:  # batch mean, as the official SVI objective
             return (-self.decoder.log_likelihood(x, reparameterize(m, lv)) + beta * kl_to_prior(m, lv)).mean()
 
-        with no_cudnn_if(create_graph and self.text and x.is_cuda):
-            return svi_refine(neg_elbo, mu, logvar, self.svi_steps, self.svi_lr, self.svi_momentum, self.svi_clip,
-                              create_graph)
+        return svi_refine(neg_elbo, mu, logvar, self.svi_steps, self.svi_lr, self.svi_momentum, self.svi_clip,
+                          create_graph, no_cudnn=self.text and x.is_cuda)
 
     def check_input(self, x: Tensor) -> None:
         """DataError unless x is an image batch [B, 1, 28, 28] in [0, 1] or a token batch [B, T] of valid ids."""
         if not isinstance(x, Tensor):
             raise DataError(f"x must be a torch.Tensor, got {type(x).__name__}.")
-        if x.shape[0] == 0:
-            raise DataError("x is an empty batch; give at least one example.")
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise DataError(f"x is an empty batch (shape {tuple(x.shape)}); give at least one example.")
         if self.text:
             check_tokens(x, self.vocab_size)
         else:
