@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup book browser-deps test test-all clean-book
 
-setup: $(STAMP)
+setup: $(STAMP) book/_assets/mathjax/tex-chtml-full.js
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
