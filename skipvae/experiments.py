@@ -19,7 +19,7 @@ from pathlib import Path
 
 from skipvae.config import RunConfig, make_config
 from skipvae.errors import DataError
-from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, read_json
+from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit, read_json
 
 
 def default_profile() -> str:
@@ -155,13 +155,13 @@ def _shown(value):
 
 
 def save_figure(fig, experiment: str, profile: str, name: str, caption: str, seeds=()) -> Path:
-    """Write `fig` to <results_dir>/figures/<name>.png and {caption, profile, seeds} to <name>.json (the book's
-    caption), both atomically; returns the PNG's path."""
+    """Write `fig` to <results_dir>/figures/<name>.png and {caption, profile, seeds, git_commit} to <name>.json
+    (the book's caption and the code that drew it), both atomically; returns the PNG's path."""
     folder = results_dir(experiment, profile) / "figures"
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     path = atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
-    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds)}
+    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds), "git_commit": git_commit()}
     atomic_write_bytes(folder / f"{name}.json", (json.dumps(meta, indent=1) + "\n").encode())
     return path
 
