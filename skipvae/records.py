@@ -66,11 +66,13 @@ def _jsonable(x):
 
 
 def git_commit() -> str:
-    """The commit of the code that runs, with '+dirty' when the working tree has uncommitted changes."""
+    """The commit of the code that runs, with '+dirty' when tracked files outside results/ have uncommitted changes
+    (a notebook rewriting its own results must not mark the code as dirty)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=REPO_ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -18,6 +18,7 @@ from skipvae.experiments import (claim_summary, default_profile, experiment_runs
                                  plot_lines, profile_reductions, record_path, results_dir, run_all, save_figure,
                                  summary_value, update_record_metrics)
 from skipvae.report import Check  # noqa: E402
+from skipvae.records import git_commit  # noqa: E402
 
 
 @pytest.fixture
@@ -183,8 +184,9 @@ def test_save_figure_writes_png_and_caption(repo):
     plt.close(fig)
     assert path == repo / "runs" / "smoke-results" / "mnist" / "figures" / "demo.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads(path.with_suffix(".json").read_text()) == {"caption": "A line.", "profile": "smoke",
-                                                                 "seeds": [0, 2]}
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta.pop("git_commit") == git_commit()
+    assert meta == {"caption": "A line.", "profile": "smoke", "seeds": [0, 2]}
 
 
 def test_summary_value_and_its_errors():
