@@ -102,8 +102,6 @@ class RunConfig:
         if self.dec_layers < 1:
             raise ConfigError(f"dec_layers={self.dec_layers}: the decoder needs at least 1 layer; "
                               f"use --dec-layers 1 or more.")
-        if self.arch == "mlp" and self.dec_layers < 1:
-            raise ConfigError("the MLP decoder needs dec_layers >= 1")
         if self.dec_kernels is not None:
             if len(self.dec_kernels) != self.dec_layers:
                 raise ConfigError(f"dec_kernels has {len(self.dec_kernels)} sizes but dec_layers="
