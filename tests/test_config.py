@@ -61,3 +61,17 @@ def test_impossible_configs_raise(kwargs, match):
 def test_from_dict_rejects_unknown_keys():
     with pytest.raises(ConfigError, match="unknown config keys"):
         RunConfig.from_dict({"dataset": "mnist", "colour": "red"})
+
+
+def test_ablation_config_cuts_only_where_the_profile_has_a_cut():
+    from skipvae.config import ABLATION_REDUCED, ablation_config
+
+    cut = ABLATION_REDUCED[("cpu", "image", "pixelcnn")]
+    cfg = ablation_config("mnist", "skip-vae", "cpu", latent_dim=50)
+    assert (cfg.n_train, cfg.epochs, cfg.n_eval_nll, cfg.notes) == (cut["n_train"], cut["epochs"],
+                                                                     cut["n_eval_nll"], cut["notes"])
+    assert cfg.latent_dim == 50 and cfg.n_train < make_config("mnist", "skip-vae", "cpu").n_train
+    assert ablation_config("mnist", "vae", "cpu", epochs=2).epochs == 2  # overrides win over the cut
+    for profile in ("paper", "smoke"):  # no cut: identical to make_config
+        assert ablation_config("mnist", "vae", profile) == make_config("mnist", "vae", profile)
+    assert ablation_config("yahoo", "vae", "cpu", dec_layers=2) == make_config("yahoo", "vae", "cpu", dec_layers=2)
