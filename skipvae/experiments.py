@@ -28,9 +28,11 @@ def default_profile() -> str:
 
 
 def results_dir(experiment: str, profile: str) -> Path:
+    """Where an experiment's records and figures go: $SKIPVAE_RESULTS (else results/) / <experiment>, the
+    folder the book reads; smoke runs go to runs/smoke-results/<experiment> so that they never reach the book."""
     if profile == "smoke":
         return REPO_ROOT / "runs" / "smoke-results" / experiment
-    return REPO_ROOT / "results" / experiment
+    return Path(os.environ.get("SKIPVAE_RESULTS") or REPO_ROOT / "results") / experiment
 
 
 def runs_dir(experiment: str) -> Path:

@@ -77,9 +77,9 @@ EXPERIMENTS = {e.name: e for e in (
     Experiment("omniglot", "Omniglot", ("arch", "latent_dim", "dec_layers", "model")),
     Experiment("yahoo", "Yahoo Answers", ("arch", "latent_dim", "dec_layers", "model")),
     Experiment("latent_dim", "Latent dimension", ("dataset", "arch", "dec_layers", "model", "latent_dim"),
-               source="ablation_latent_dim"),
+               models=("vae", "skip-vae"), source="ablation_latent_dim"),
     Experiment("depth", "Decoder depth", ("dataset", "arch", "latent_dim", "model", "dec_layers"),
-               source="ablation_depth"),
+               models=("vae", "skip-vae"), source="ablation_depth"),
     Experiment("theory", "Theory", (), models=()),
 )}
 MAIN_EXPERIMENTS = ("mnist", "omniglot", "yahoo")
@@ -302,18 +302,22 @@ def experiment_table(name: str, root: str | Path | None = None, metrics=None) ->
 
 
 def run_status(name: str, root: str | Path | None = None) -> dict:
-    """What exists for an experiment: runs per profile, seeds and models, and whether its notebook has run."""
+    """What exists for an experiment: runs per profile, seeds and models, the notebook's models that have no
+    run at any profile ('missing'), and whether its notebook has run."""
     folder = results_dir(root) / name
     if name == "theory":
         data = load_theory(root)
         prov = (data or {}).get("provenance") or {}
         return {"n_runs": 0 if data is None else 1, "profiles": [prov["profile"]] if prov.get("profile") else [],
-                "by_profile": {}, "notebook": (folder / "theory.ipynb").exists(), "ran": data is not None}
+                "by_profile": {}, "missing": [], "notebook": (folder / "theory.ipynb").exists(),
+                "ran": data is not None}
     df = load_runs(name, root)
     by_profile = {p: {"runs": len(g), "seeds": sorted(int(s) for s in g["seed"].unique()),
                       "models": [m for m in MODELS if m in set(g["model"])]}
                   for p, g in df.groupby("profile", sort=False)} if len(df) else {}
+    trained = set(df["model"]) if len(df) else set()
     return {"n_runs": len(df), "profiles": list(by_profile), "by_profile": by_profile,
+            "missing": [m for m in experiment(name).models if m not in trained],
             "notebook": (folder / f"{name}.ipynb").exists(), "ran": len(df) > 0}
 
 
@@ -673,6 +677,8 @@ def timing_table(root: str | Path | None = None) -> pd.DataFrame:
     out = df.groupby(["experiment", "profile", "dataset", "arch", "model"], sort=False).agg(
         runs=("seed", "size"), epochs=("epochs_completed", "mean"), train_s=("train_time_s", "mean"),
         eval_s=("eval_time_s", "mean")).reset_index()
+    if not out["epochs"].isna().any() and (out["epochs"] % 1 == 0).all():
+        out["epochs"] = out["epochs"].astype(int)  # the usual case: every run of a row trained as many epochs
     return out[cols]
 
 

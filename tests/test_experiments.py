@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import skipvae.train  # noqa: E402
-from skipvae import experiments  # noqa: E402
+from skipvae import experiments, report  # noqa: E402
 from skipvae.config import make_config  # noqa: E402
 from skipvae.errors import DataError  # noqa: E402
 from skipvae.experiments import (claim_summary, default_profile, experiment_runs, load_trained, plot_bars,  # noqa: E402
@@ -67,9 +67,13 @@ def test_default_profile_follows_the_environment(monkeypatch):
     assert default_profile() == "paper"
 
 
-def test_smoke_results_never_go_to_results(repo):
+def test_smoke_results_never_go_to_results(repo, monkeypatch, tmp_path):
+    monkeypatch.delenv("SKIPVAE_RESULTS", raising=False)
     assert results_dir("mnist", "smoke") == repo / "runs" / "smoke-results" / "mnist"
     assert results_dir("mnist", "cpu") == repo / "results" / "mnist"
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))  # the folder the book reads (report.results_dir)
+    assert results_dir("mnist", "cpu") == tmp_path / "mnist" == report.results_dir() / "mnist"
+    assert results_dir("mnist", "smoke") == repo / "runs" / "smoke-results" / "mnist"
     cfg = smoke()
     assert record_path(cfg, "mnist") == repo / "runs" / "smoke-results" / "mnist" / "runs" / f"{cfg.run_name()}.json"
 

@@ -60,7 +60,8 @@ def test_not_run_state(tmp_path):
     assert list(table["model"]) == list(report.MODELS) and constants == {}
     assert (table["MI"] == "not run yet").all() and (table["NLL"] == "not run yet").all()
     assert report.run_status("mnist", tmp_path) == {"n_runs": 0, "profiles": [], "by_profile": {},
-                                                    "notebook": False, "ran": False}
+                                                    "missing": list(report.MODELS), "notebook": False,
+                                                    "ran": False}
     assert not report.run_status("theory", tmp_path)["ran"]
     assert report.summary_table(df, ("model",), ["mi"]).empty
     assert report.provenance_table(tmp_path).empty and report.timing_table(tmp_path).empty
@@ -83,6 +84,7 @@ def test_load_runs_flattens_and_sorts(tmp_path):
     assert len(report.load_runs("mnist", tmp_path, include_unfinished=True)) == 4
     status = report.run_status("mnist", tmp_path)
     assert status["by_profile"]["cpu"] == {"runs": 2, "seeds": [0, 1], "models": ["vae", "skip-vae"]}
+    assert status["missing"] == ["sa-vae", "skip-sa-vae"]  # the paused sa-vae run does not count
 
 
 @pytest.mark.parametrize("content, message", [

@@ -150,7 +150,11 @@ class ResultsStatus(ResultsDirective):
                 f"models {', '.join(s['models'])}"))
         notebook = "The executed notebook is on the next page." if status["notebook"] else \
             "The executed notebook is not in results/ yet."
-        return [admonition("Results found", [items, paragraph(notebook)], ["note", "skipvae-ran"])]
+        body = [items, paragraph(notebook)]
+        if status["missing"]:
+            body.append(paragraph(f"Not run at any profile: {', '.join(status['missing'])}. The tables have no rows "
+                                  f"for them, and the claims that need them are not tested here."))
+        return [admonition("Results found", body, ["note", "skipvae-ran"])]
 
 
 class ResultsTable(ResultsDirective):
