@@ -51,11 +51,20 @@ def finished_record(cfg: RunConfig, path: Path) -> dict | None:
 
 def run_all(configs: list[RunConfig], experiment: str, force: bool = False, progress: bool = True,
             data_dir=None) -> list[dict]:
-    """Train every config that has no finished record (or all of them with `force`); return their records."""
+    """Train every config that has no finished record (or all of them with `force`); return their records.
+
+    A finished record of the identical config in another experiment's folder is copied, not retrained."""
     records = []
     for i, cfg in enumerate(configs):
         out = record_path(cfg, experiment)
         record = None if force else finished_record(cfg, out)
+        if record is None and not force:
+            record, source = identical_record_elsewhere(cfg, experiment)
+            if record is not None:
+                atomic_write_json(out, record)
+                print(f"[{i + 1}/{len(configs)}] reusing the identical run of {source}")
+                records.append(record)
+                continue
         if record is None:
             from skipvae.train import train
 
@@ -70,6 +79,18 @@ def run_all(configs: list[RunConfig], experiment: str, force: bool = False, prog
             print(f"[{i + 1}/{len(configs)}] reusing {out.relative_to(REPO_ROOT)}")
         records.append(record)
     return records
+
+
+def identical_record_elsewhere(cfg: RunConfig, experiment: str) -> tuple[dict | None, str]:
+    """A finished record of exactly `cfg` stored by another experiment (e.g. the ablations share their default
+    setting), and that experiment's name; (None, '') if there is none."""
+    here = results_dir(experiment, cfg.profile)
+    for path in sorted(here.parent.glob(f"*/runs/{cfg.run_name()}.json")):
+        if path.parent.parent != here:
+            record = finished_record(cfg, path)
+            if record is not None:
+                return record, path.parent.parent.name
+    return None, ""
 
 
 def checkpoint_path(cfg: RunConfig, experiment: str) -> Path:

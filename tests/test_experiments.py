@@ -99,6 +99,16 @@ def test_run_all_reuses_identical_finished_runs_and_retrains_with_force(repo, fa
     assert json.loads(record_path(a, "mnist").read_text())["provenance"]["call"] == 4
 
 
+def test_run_all_copies_an_identical_run_of_another_experiment(repo, fake_train):
+    a = smoke(seed=0)
+    first = run_all([a], "latent_dim", progress=False)
+    shared = run_all([a, smoke(seed=0, latent_dim=3)], "depth", progress=False)
+    assert fake_train == [a.run_name(), smoke(seed=0, latent_dim=3).run_name()]  # only the new config trained
+    assert shared[0] == first[0] == json.loads(record_path(a, "depth").read_text())
+    run_all([a], "depth", force=True, progress=False)  # force retrains even so
+    assert fake_train[-1] == a.run_name() and len(fake_train) == 3
+
+
 def test_run_all_retrains_unfinished_or_foreign_records(repo, fake_train):
     cfg = smoke()
     path = record_path(cfg, "mnist")
