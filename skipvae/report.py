@@ -474,6 +474,10 @@ def claim2_rule(df: pd.DataFrame) -> list[Check]:
     return checks
 
 
+def _layers(n) -> str:
+    return f"{n} layer" + ("" if n == 1 else "s")
+
+
 def claim3_rule(df: pd.DataFrame) -> list[Check]:
     """Claim 3: the MI gain of skips (skip model's MI minus its base model's) is larger at the deepest decoder
     than at the shallowest (at least two depths run with both models)."""
@@ -490,7 +494,7 @@ def claim3_rule(df: pd.DataFrame) -> list[Check]:
         lo, hi = min(by_depth), max(by_depth)
         checks.append(Check(bool(by_depth[hi][0] > by_depth[lo][0]),
                             f"{_setting(keys, setting)}, {skip} minus {base}: MI gain {fmt(by_depth[lo][0])} at "
-                            f"{lo} layers, {fmt(by_depth[hi][0])} at {hi} layers (AU gain "
+                            f"{_layers(lo)}, {fmt(by_depth[hi][0])} at {_layers(hi)} (AU gain "
                             f"{fmt(by_depth[lo][1], 1)} → {fmt(by_depth[hi][1], 1)})"))
     return checks
 
