@@ -581,8 +581,8 @@ def claim7_rule(theory: pd.DataFrame) -> list[Check]:
         return []
     gain = theory["mi_skip"] - theory["mi_no_skip"]
     settings = [c for c in theory.columns if c not in ("mi_skip", "mi_no_skip", "gain")]
-    worst = theory.loc[gain.idxmin()]
-    where = ", ".join(f"{c} {worst[c]}" for c in settings)
+    worst = gain.idxmin()
+    where = ", ".join(f"{c} {theory.at[worst, c]:g}" for c in settings)  # :g prints the integer settings as such
     return [Check(bool((gain >= -1e-9).all() and (gain > 1e-9).any()),
                   f"I(x;z) with skips ≥ without in {int((gain >= -1e-9).sum())} of {len(theory)} settings; "
                   f"smallest gain {fmt(gain.min(), 3)} nats ({where}), largest {fmt(gain.max(), 3)} nats")]

@@ -338,9 +338,9 @@ def test_claim7_theory(tmp_path):
     v = verdict(tmp_path, 7)
     assert v["verdict"] == report.SUPPORTED and "2 of 2 settings" in v["evidence"][0]
     assert report.theory_table(tmp_path)["gain"].tolist() == pytest.approx([0.0, 0.4])
-    write_theory(tmp_path, [{"depth": 1, "mi_no_skip": 1.0, "mi_skip": 0.8}])
+    write_theory(tmp_path, [{"depth": 1, "noise": 0.5, "mi_no_skip": 1.0, "mi_skip": 0.8}])
     v = verdict(tmp_path, 7)
-    assert v["verdict"] == report.NOT_SUPPORTED and "depth 1" in v["evidence"][0]
+    assert v["verdict"] == report.NOT_SUPPORTED and "(depth 1, noise 0.5)" in v["evidence"][0]
     write_theory(tmp_path, [{"depth": 1, "mi_no_skip": 1.0, "mi_skip": 1.0}])  # never strictly larger
     assert verdict(tmp_path, 7)["verdict"] == report.NOT_SUPPORTED
 
