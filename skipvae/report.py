@@ -321,6 +321,19 @@ def run_status(name: str, root: str | Path | None = None) -> dict:
             "notebook": (folder / f"{name}.ipynb").exists(), "ran": len(df) > 0}
 
 
+def notebook_parameters(name: str, root: str | Path | None = None) -> dict | None:
+    """The parameters papermill passed to the executed notebook results/<name>/<name>.ipynb (None: no such
+    notebook, or not executed by papermill); the others kept the source notebook's defaults."""
+    path = results_dir(root) / name / f"{name}.ipynb"
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text()).get("metadata", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read the executed notebook {path}: {err}; rerun it with papermill.") from err
+    return (meta.get("papermill") or {}).get("parameters")
+
+
 # ------------------------------------------------------------------------------------------- quoted numbers
 
 def paper_numbers(path: str | Path | None = None) -> dict:

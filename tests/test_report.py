@@ -366,3 +366,14 @@ def test_theory_summary_counts_draws_and_gains(tmp_path):
     assert summary.loc[0.1, "smallest gain"] == pytest.approx(-0.2)
     assert summary.loc[1.0, "not lowered"] == 2 and summary.loc[1.0, "mean gain"] == pytest.approx(0.4)
     assert report.theory_summary(tmp_path / "empty").empty
+
+
+def test_notebook_parameters_of_an_executed_notebook(tmp_path):
+    assert report.notebook_parameters("mnist", tmp_path) is None  # not executed yet
+    path = tmp_path / "mnist" / "mnist.ipynb"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": {"seeds": [0]}}}}))
+    assert report.notebook_parameters("mnist", tmp_path) == {"seeds": [0]}
+    path.write_text("{broken")
+    with pytest.raises(DataError, match="cannot read the executed notebook"):
+        report.notebook_parameters("mnist", tmp_path)

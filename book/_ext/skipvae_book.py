@@ -151,6 +151,11 @@ class ResultsStatus(ResultsDirective):
         notebook = "The executed notebook is on the next page." if status["notebook"] else \
             "The executed notebook is not in results/ yet."
         body = [items, paragraph(notebook)]
+        params = report.notebook_parameters(name)
+        if params:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+            body.append(paragraph(f"It was executed with {shown}; every other parameter kept the notebook's "
+                                  f"default."))
         if status["missing"]:
             body.append(paragraph(f"Not run at any profile: {', '.join(status['missing'])}. The tables have no rows "
                                   f"for them, and the claims that need them are not tested here."))
