@@ -153,7 +153,7 @@ class ResultsStatus(ResultsDirective):
         body = [items, paragraph(notebook)]
         params = report.notebook_parameters(name)
         if params:
-            shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+            shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
             body.append(paragraph(f"It was executed with {shown}; every other parameter kept the notebook's "
                                   f"default."))
         if status["missing"]:
