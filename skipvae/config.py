@@ -180,8 +180,9 @@ REDUCED = {
                                   notes="cpu profile: the paper's MLP (1024 units) trained on 10k of the 50k "
                                         "training images for 10 epochs (paper: 100), 1k validation / 2k test "
                                         "images, IW-NLL with K=50 (paper: 500) on 500 test images"),
-    # An SA-VAE step (3 SVI steps) costs about 12x a VAE step here: the 20k-word softmax dominates both. The
-    # throughput in its notes was measured with benchmarks/bench_text_steps.py (1 thread, the other core busy).
+    # An SA-VAE step (3 SVI steps) costs about 12x a VAE step here: the 20k-word softmax dominates both
+    # (benchmarks/bench_models.py, workloads "lstm ..."). The throughput typed into these notes (1 thread, the
+    # other core busy) stays because the notes are part of the config of the finished Yahoo runs.
     ("cpu", "text", "lstm"): dict(emb_dim=128, enc_hidden=256, dec_hidden=256, n_train=1000, n_valid=300,
                                   n_test=500, max_len=30, epochs=4, warmup_epochs=2, lr_decay_after=3,
                                   svi_steps=3, iw_samples=50, n_eval_nll=200,
