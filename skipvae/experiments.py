@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from skipvae.config import RunConfig, ablation_config, make_config
+from skipvae.config import MODELS, RunConfig, ablation_config, make_config
 from skipvae.errors import DataError
 from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit, read_json
 
@@ -57,14 +57,7 @@ def run_all(configs: list[RunConfig], experiment: str, force: bool = False, prog
     records = []
     for i, cfg in enumerate(configs):
         out = record_path(cfg, experiment)
-        record = None if force else finished_record(cfg, out)
-        if record is None and not force:
-            record, source = identical_record_elsewhere(cfg, experiment)
-            if record is not None:
-                atomic_write_json(out, record)
-                print(f"[{i + 1}/{len(configs)}] reusing the identical run of {source}")
-                records.append(record)
-                continue
+        record, source = (None, "") if force else reusable_record(cfg, experiment)
         if record is None:
             from skipvae.train import train
 
@@ -76,20 +69,22 @@ def run_all(configs: list[RunConfig], experiment: str, force: bool = False, prog
             record = train(cfg, run_dir, data_dir=data_dir, progress=progress)
             atomic_write_json(out, record)
         else:
-            print(f"[{i + 1}/{len(configs)}] reusing {out.relative_to(REPO_ROOT)}")
+            if source != experiment:
+                atomic_write_json(out, record)  # each experiment's folder holds all of its records
+            print(f"[{i + 1}/{len(configs)}] reusing the identical finished run of {source}: {out.name}")
         records.append(record)
     return records
 
 
-def identical_record_elsewhere(cfg: RunConfig, experiment: str) -> tuple[dict | None, str]:
-    """A finished record of exactly `cfg` stored by another experiment (e.g. the ablations share their default
-    setting), and that experiment's name; (None, '') if there is none."""
+def reusable_record(cfg: RunConfig, experiment: str) -> tuple[dict | None, str]:
+    """A finished record of exactly `cfg` and the experiment that stored it: this experiment's own first, else
+    another's (e.g. the ablations share their default setting); (None, '') if there is none."""
     here = results_dir(experiment, cfg.profile)
-    for path in sorted(here.parent.glob(f"*/runs/{cfg.run_name()}.json")):
-        if path.parent.parent != here:
-            record = finished_record(cfg, path)
-            if record is not None:
-                return record, path.parent.parent.name
+    others = sorted(p for p in here.parent.glob(f"*/runs/{cfg.run_name()}.json") if p.parent.parent != here)
+    for path in [record_path(cfg, experiment), *others]:
+        record = finished_record(cfg, path)
+        if record is not None:
+            return record, path.parent.parent.name
     return None, ""
 
 
@@ -201,6 +196,23 @@ def summary_value(summary, metric: str, **where) -> tuple[float, float]:
                         f"among {[c for c in summary.columns if not c.endswith(('_mean', '_std'))]}.")
     row = rows.iloc[0]
     return float(row[f"{metric}_mean"]), float(row[f"{metric}_std"])
+
+
+def keeps_more_information(summary, skip: dict, base: dict) -> bool:
+    """Whether the mean MI of the `skip` row of `summary` exceeds the `base` row's at the printed precision
+    (0.01 nats): an interpretation must not call 0.001 against 0.000 'more'."""
+    return summary_value(summary, "mi", **skip)[0] - summary_value(summary, "mi", **base)[0] > 0.005
+
+
+def left_out_sentence(models, profile: str) -> str:
+    """The interpretation's sentence on the models (of MODELS) an execution did not train; '' if none."""
+    left_out = [m for m in MODELS if m not in models]
+    if not left_out:
+        return ""
+    why = (": at the cpu profile an SA-VAE training step costs many VAE steps (`benchmarks/bench_models.py`), more "
+           "than this machine's budget." if profile == "cpu" and any(m.endswith("sa-vae") for m in left_out) else ".")
+    return (f"Not run in this execution (parameter `models`): {', '.join(left_out)}, so no claim is judged on "
+            f"{'it' if len(left_out) == 1 else 'them'} here" + why)
 
 
 def claim_summary(claim: int, checks, profile: str) -> str:

@@ -14,9 +14,9 @@ import skipvae.train  # noqa: E402
 from skipvae import experiments, report  # noqa: E402
 from skipvae.config import make_config  # noqa: E402
 from skipvae.errors import DataError  # noqa: E402
-from skipvae.experiments import (claim_summary, default_profile, experiment_runs, load_trained, plot_bars,  # noqa: E402
-                                 plot_lines, profile_reductions, record_path, results_dir, run_all, save_figure,
-                                 summary_value, update_record_metrics)
+from skipvae.experiments import (claim_summary, default_profile, experiment_runs, keeps_more_information,  # noqa: E402
+                                 left_out_sentence, load_trained, plot_bars, plot_lines, profile_reductions,
+                                 record_path, results_dir, run_all, save_figure, summary_value, update_record_metrics)
 from skipvae.report import Check  # noqa: E402
 from skipvae.records import git_commit  # noqa: E402
 
@@ -212,6 +212,22 @@ def test_summary_value_and_its_errors():
         summary_value(summary, "mi", model="vae")
     with pytest.raises(DataError, match="0 rows"):
         summary_value(summary, "mi", model="sa-vae")
+
+
+def test_more_information_only_beyond_the_printed_precision():
+    summary = pd.DataFrame({"profile": ["cpu"] * 3, "model": ["vae", "skip-vae", "sa-vae"],
+                            "mi_mean": [0.001, 0.004, 0.02], "mi_std": [0.0] * 3})
+    assert not keeps_more_information(summary, dict(model="skip-vae"), dict(model="vae"))  # 0.00 vs 0.00 printed
+    assert keeps_more_information(summary, dict(model="sa-vae"), dict(model="vae"))
+    assert not keeps_more_information(summary, dict(model="vae"), dict(model="sa-vae"))
+
+
+def test_left_out_sentence_names_the_models_and_why():
+    assert left_out_sentence(["vae", "skip-vae", "sa-vae", "skip-sa-vae"], "cpu") == ""
+    cpu = left_out_sentence(["vae", "skip-vae"], "cpu")
+    assert "sa-vae, skip-sa-vae" in cpu and "them" in cpu and "bench_models" in cpu
+    one = left_out_sentence(["vae", "skip-vae", "sa-vae"], "paper")
+    assert "skip-sa-vae, so no claim is judged on it here." in one and "bench_models" not in one
 
 
 def test_claim_summary_follows_the_ledger_rule():

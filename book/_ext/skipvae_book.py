@@ -356,8 +356,8 @@ class ProfileTable(SphinxDirective):
                          "dec_channels", "batch_size", "svi_steps", "iw_samples", "n_eval_nll"),
             "mlp": ("n_train", "n_valid", "n_test", "epochs", "latent_dim", "mlp_hidden", "dec_layers",
                     "batch_size", "svi_steps", "iw_samples", "n_eval_nll"),
-            "lstm": ("n_train", "n_valid", "n_test", "max_len", "epochs", "latent_dim", "emb_dim", "enc_hidden", "dec_hidden",
-                     "batch_size", "warmup_epochs", "svi_steps", "iw_samples", "n_eval_nll")}
+            "lstm": ("n_train", "n_valid", "n_test", "max_len", "epochs", "latent_dim", "emb_dim", "enc_hidden",
+                     "dec_hidden", "batch_size", "warmup_epochs", "svi_steps", "iw_samples", "n_eval_nll")}
 
     def run(self):
         arch = self.arguments[0]
