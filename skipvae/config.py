@@ -16,7 +16,19 @@ from skipvae.errors import ConfigError
 
 DATASETS = ("mnist", "omniglot", "yahoo")
 ARCHS = ("pixelcnn", "mlp", "lstm")
-MODELS = ("vae", "skip-vae", "sa-vae", "skip-sa-vae")
+INFERENCES = ("amortized", "semi-amortized", "none")  # none: no latent variable (the language model)
+OBJECTIVES = ("elbo",)  # room for other collapse remedies (free bits, beta-VAE, ...)
+# A model's identity is three independent config fields; its name is derived from them, for display and the CLI.
+MODEL_AXES = {
+    "vae": dict(skip=False, inference="amortized"),
+    "skip-vae": dict(skip=True, inference="amortized"),
+    "sa-vae": dict(skip=False, inference="semi-amortized"),
+    "skip-sa-vae": dict(skip=True, inference="semi-amortized"),
+    "lm": dict(skip=False, inference="none"),  # the decoder alone, no z (the baseline row of Table 4)
+}
+MODELS = tuple(MODEL_AXES)
+MODEL_ALIASES = {"skip_vae": "skip-vae", "sa_vae": "sa-vae", "skip_sa_vae": "skip-sa-vae", "savae": "sa-vae",
+                 "skip-savae": "skip-sa-vae", "skipvae": "skip-vae"}
 PROFILES = ("smoke", "cpu", "paper")
 OPTIMIZERS = ("adam", "sgd")
 ARCHS_FOR = {"mnist": ("pixelcnn", "mlp"), "omniglot": ("pixelcnn", "mlp"), "yahoo": ("lstm",)}
@@ -27,7 +39,10 @@ class RunConfig:
     # what
     dataset: str = "mnist"
     arch: str = "pixelcnn"
-    model: str = "vae"
+    # the model's identity (`model` is the name derived from these, e.g. skip-sa-vae)
+    skip: bool = False  # z enters every decoder layer (generative skip connections)
+    inference: str = "amortized"  # amortized q(z|x); semi-amortized: + SVI refinement (SA-VAE); none: no z
+    objective: str = "elbo"
     profile: str = "paper"
     seed: int = 0
     latent_dim: int = 20
@@ -45,7 +60,7 @@ class RunConfig:
     max_len: int = 200
     init_uniform: float | None = None  # U(-a, a) init of all parameters (text); None: PyTorch default
     # semi-amortized inference (sa-vae, skip-sa-vae)
-    svi_steps: int = 20
+    svi_steps: int = 10  # the paper's 10 (the official README commands use 20)
     svi_lr: float = 1.0
     svi_momentum: float = 0.5
     svi_clip: float = 5.0
@@ -68,20 +83,31 @@ class RunConfig:
     iw_samples: int = 500
     iw_chunk: int = 50
     n_eval_nll: int | None = None  # test examples that get the IW-NLL (None: all)
+    # classification of posterior means (labelled images): the classifiers are fitted on the means of the first
+    # clf_n_train training images and tested on the first clf_n_test test images (None: the whole split, as the
+    # paper), whatever n_train and n_test the VAE used
+    clf_n_train: int | None = None
+    clf_n_test: int | None = None
+    clf_epochs: int = 20  # epochs of the paper's MLP classifier
     # CUDA only: bf16 autocast for the training step (evaluation stays fp32); ignored on CPU
     amp: bool = False
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
-    def skip(self) -> bool:
-        """True for the generative skip models (z enters every decoder layer)."""
-        return self.model.startswith("skip")
+    def model(self) -> str:
+        """The model's name, derived from (skip, inference): vae, skip-vae, sa-vae, skip-sa-vae or lm."""
+        return model_name(self.skip, self.inference)
 
     @property
     def semi_amortized(self) -> bool:
         """True for SA-VAE and Skip-SA-VAE (SVI refinement of the encoder's output)."""
-        return self.model.endswith("sa-vae")
+        return self.inference == "semi-amortized"
+
+    @property
+    def has_latent(self) -> bool:
+        """False for the language model (no latent variable)."""
+        return self.inference != "none"
 
     @property
     def kernels(self) -> list[int]:
@@ -89,14 +115,26 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         _choice("dataset", self.dataset, DATASETS)
-        _choice("model", self.model, MODELS)
+        _choice("inference", self.inference, INFERENCES)
+        _choice("objective", self.objective, OBJECTIVES)
+        if not isinstance(self.skip, bool):
+            raise ConfigError(f"skip={self.skip!r} is impossible: it must be true or false.")
+        model_name(self.skip, self.inference)  # a combination that names no model (skips without z) is refused
         _choice("profile", self.profile, PROFILES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("arch", self.arch, ARCHS_FOR[self.dataset], f" for dataset {self.dataset!r}")
+        if not self.has_latent:
+            if self.arch != "lstm":
+                raise ConfigError(f"model 'lm' (no latent variable) exists for text only, got arch {self.arch!r}; "
+                                  f"use --dataset yahoo.")
+            if self.skip or self.latent_dim != 0:
+                raise ConfigError(f"model 'lm' has no latent variable: it needs skip=False and latent_dim=0, got "
+                                  f"skip={self.skip}, latent_dim={self.latent_dim}.")
         for name in ("latent_dim", "batch_size", "epochs", "enc_channels", "dec_channels", "mlp_hidden",
-                     "emb_dim", "enc_hidden", "dec_hidden", "iw_samples", "iw_chunk", "max_len"):
-            _positive(name, getattr(self, name))
-        for name in ("n_train", "n_valid", "n_test", "n_eval_nll"):
+                     "emb_dim", "enc_hidden", "dec_hidden", "iw_samples", "iw_chunk", "max_len", "clf_epochs"):
+            if name != "latent_dim" or self.has_latent:
+                _positive(name, getattr(self, name))
+        for name in ("n_train", "n_valid", "n_test", "n_eval_nll", "clf_n_train", "clf_n_test"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         if self.dec_layers < 1:
@@ -123,10 +161,20 @@ class RunConfig:
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field, plus the derived `model` name (so records can be read and grouped by it)."""
+        return dataclasses.asdict(self) | {"model": self.model}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """The config of a record or checkpoint; records written before the model axes existed carry only
+        `model` (a name), which is mapped to (skip, inference)."""
+        d = dict(d)
+        name = d.pop("model", None)
+        if name is not None:
+            axes = model_axes(name)
+            for key, value in axes.items():
+                if d.setdefault(key, value) != value:
+                    raise ConfigError(f"config says model {name!r} but {key}={d[key]!r}; they disagree.")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -143,6 +191,22 @@ class RunConfig:
         return f"{self.dataset}-{self.arch}-{self.model}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-{self.key()}"
 
 
+def model_name(skip: bool, inference: str) -> str:
+    """The display and CLI name of a model identity (the inverse of `model_axes`)."""
+    for name, axes in MODEL_AXES.items():
+        if axes == {"skip": skip, "inference": inference}:
+            return name
+    raise ConfigError(f"no model has skip={skip!r} and inference={inference!r}; valid models: "
+                      + ", ".join(f"{n} ({a['inference']}{', skips' if a['skip'] else ''})" for n, a in MODEL_AXES.items()))
+
+
+def model_axes(name: str) -> dict:
+    """{'skip': bool, 'inference': str} of a model name (old spellings such as `skip_vae` accepted)."""
+    name = MODEL_ALIASES.get(name, name) if isinstance(name, str) else name
+    _choice("model", name, MODELS)
+    return dict(MODEL_AXES[name])
+
+
 def _choice(name: str, value, choices, context: str = "") -> None:
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}{context}; valid choices: {', '.join(choices)}")
@@ -153,51 +217,47 @@ def _positive(name: str, value) -> None:
         raise ConfigError(f"{name}={value!r} is impossible: it must be a positive integer.")
 
 
-# The official hyperparameters of each family (../shared/REFERENCE.md).
+# The paper's hyperparameters of each family (../shared/REFERENCE.md): the paper where it says, else the official
+# code. Differences from the official code: 9 PixelCNN layers (code: 8), 10 SVI steps (README commands: 20), the
+# weak MLP model with 2 x 512 units and latent 50 (code: 1024, unused), text NLL with K = 200 importance samples.
 PAPER = {
-    ("image", "pixelcnn"): dict(latent_dim=20, enc_channels=64, dec_layers=8, dec_channels=32, optimizer="adam",
-                                lr=1e-3, batch_size=50, epochs=100, grad_clip=5.0, warmup_epochs=0,
+    ("image", "pixelcnn"): dict(latent_dim=20, enc_channels=64, dec_layers=9, dec_channels=32, optimizer="adam",
+                                lr=1e-3, batch_size=50, epochs=100, grad_clip=5.0, warmup_epochs=0, svi_steps=10,
                                 iw_samples=500),
-    ("image", "mlp"): dict(latent_dim=20, mlp_hidden=1024, dec_layers=2, optimizer="adam", lr=1e-3,
-                           batch_size=50, epochs=100, grad_clip=5.0, warmup_epochs=0, iw_samples=500),
+    # MLP decoder layers = the hidden (h -> h) ReLU layers that each get a skip, as the official MLPVAE counts them
+    # (`num_layers`); the decoder also has Linear(z -> h) in front and Linear(h -> 784) at the output.
+    ("image", "mlp"): dict(latent_dim=50, mlp_hidden=512, dec_layers=2, optimizer="adam", lr=1e-3,
+                           batch_size=50, epochs=100, grad_clip=5.0, warmup_epochs=0, svi_steps=10, iw_samples=500),
     ("text", "lstm"): dict(latent_dim=32, emb_dim=512, enc_hidden=1024, dec_hidden=1024, dec_layers=1,
                            dropout=0.5, optimizer="sgd", lr=1.0, batch_size=32, epochs=30, grad_clip=5.0,
                            warmup_epochs=10, beta_start=0.1, lr_decay_after=15, lr_decay=0.5, min_lr=0.03,
-                           init_uniform=0.1, max_len=200, iw_samples=500),
+                           init_uniform=0.1, max_len=200, svi_steps=10, iw_samples=200),
 }
 
-# Reduced scales. `cpu` is what two CPU cores train in well under an hour per notebook; every
-# reduction is stated in `notes` and so lands in every result record.
+# Reduced scales. `cpu` is what two CPU cores train in well under an hour per notebook. The notes say what kind
+# of reduction it is; `skipvae.experiments.profile_reductions` lists every setting that differs from the paper,
+# and each record holds its whole config.
 REDUCED = {
     ("cpu", "image", "pixelcnn"): dict(n_train=4000, n_valid=1000, n_test=2000, epochs=5, svi_steps=3,
                                        iw_samples=50, n_eval_nll=500,
-                                       notes="cpu profile: the paper's architecture (8 x 32 PixelCNN) trained on "
-                                             "4k of the 50k training images for 5 epochs (paper: 100), 1k "
-                                             "validation / 2k test images, SVI 3 steps (paper: 20), IW-NLL with "
-                                             "K=50 (paper: 500) on 500 test images"),
+                                       notes="cpu profile: the paper's architecture on a subset of the training "
+                                             "images for a few epochs, with fewer SVI steps and importance samples"),
     ("cpu", "image", "mlp"): dict(n_train=10000, n_valid=1000, n_test=2000, epochs=10, svi_steps=3,
                                   iw_samples=50, n_eval_nll=500,
-                                  notes="cpu profile: the paper's MLP (1024 units) trained on 10k of the 50k "
-                                        "training images for 10 epochs (paper: 100), 1k validation / 2k test "
-                                        "images, IW-NLL with K=50 (paper: 500) on 500 test images"),
-    # An SA-VAE step (3 SVI steps) costs about 12x a VAE step here: the 20k-word softmax dominates both
-    # (benchmarks/bench_models.py, workloads "lstm ..."). The throughput typed into these notes (1 thread, the
-    # other core busy) stays because the notes are part of the config of the finished Yahoo runs.
+                                  notes="cpu profile: the paper's weak MLP model on a subset of the training images "
+                                        "for a few epochs, with fewer importance samples"),
     ("cpu", "text", "lstm"): dict(emb_dim=128, enc_hidden=256, dec_hidden=256, n_train=1000, n_valid=300,
                                   n_test=500, max_len=30, epochs=4, warmup_epochs=2, lr_decay_after=3,
                                   svi_steps=3, iw_samples=50, n_eval_nll=200,
-                                  notes="cpu profile: 1k training documents (of the 9k left of the validation "
-                                        "split; paper: 100k), 300 hold-out / 500 test documents, cut to 30 tokens, "
-                                        "LSTM 256 units and 128-d embeddings (paper: 1024 / 512), 4 epochs with 2 "
-                                        "of KL warm-up (paper: 30 / 10), SVI 3 steps (paper: 20), IW-NLL with "
-                                        "K=50 (paper: 500) on 200 test documents. Measured on 1 core: 68 documents/s "
-                                        "for a VAE step, 5.5 for an SA-VAE step (the 20k-word softmax dominates)"),
+                                  notes="cpu profile: a smaller LSTM on a subset of short training documents for a "
+                                        "few epochs, with fewer SVI steps and importance samples"),
     ("smoke", "image", "pixelcnn"): dict(n_train=100, n_valid=50, n_test=50, epochs=1, latent_dim=4,
                                          enc_channels=8, dec_layers=2, dec_channels=8, svi_steps=2,
-                                         iw_samples=4, iw_chunk=2, batch_size=25, notes="smoke profile: seconds"),
+                                         iw_samples=4, iw_chunk=2, batch_size=25, clf_n_train=200, clf_n_test=100,
+                                         clf_epochs=2, notes="smoke profile: seconds"),
     ("smoke", "image", "mlp"): dict(n_train=100, n_valid=50, n_test=50, epochs=1, latent_dim=4, mlp_hidden=32,
-                                    svi_steps=2, iw_samples=4, iw_chunk=2, batch_size=25,
-                                    notes="smoke profile: seconds"),
+                                    svi_steps=2, iw_samples=4, iw_chunk=2, batch_size=25, clf_n_train=200,
+                                    clf_n_test=100, clf_epochs=2, notes="smoke profile: seconds"),
     ("smoke", "text", "lstm"): dict(n_train=64, n_valid=32, n_test=32, epochs=1, latent_dim=4, emb_dim=16,
                                     enc_hidden=16, dec_hidden=16, max_len=20, warmup_epochs=1, lr_decay_after=1,
                                     svi_steps=2, iw_samples=4, iw_chunk=2, batch_size=16,
@@ -209,9 +269,8 @@ REDUCED = {
 # further; `ablation_config` applies this on top of the profile and says so in `notes`.
 ABLATION_REDUCED = {
     ("cpu", "image", "pixelcnn"): dict(n_train=3000, n_valid=500, epochs=4, iw_samples=20, n_eval_nll=200,
-                                       notes="cpu profile, ablation cut: the paper's architecture trained on 3k of "
-                                             "the 50k training images for 4 epochs (paper: 100), 500 validation / 2k "
-                                             "test images, IW-NLL with K=20 (paper: 500) on 200 test images"),
+                                       notes="cpu profile, ablation cut: the paper's architecture on a smaller subset "
+                                             "of the training images for fewer epochs, with fewer importance samples"),
 }
 
 
@@ -227,21 +286,27 @@ def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "pape
                 **overrides) -> RunConfig:
     """The config of one run: paper defaults, then the profile's reductions, then `overrides`.
 
-    Raises ConfigError, listing the valid choices, for an unknown name or an impossible value.
+    `model` is a name of MODELS (it sets the identity fields skip and inference; `lm` also sets latent_dim = 0);
+    `skip=...` or `inference=...` in `overrides` set an axis directly. Raises ConfigError, listing the valid
+    choices, for an unknown name or an impossible value.
     """
     _choice("dataset", dataset, DATASETS)
     _choice("profile", profile, PROFILES)
+    axes = model_axes(model)
     arch = arch or default_arch(dataset)
     _choice("arch", arch, ARCHS_FOR[dataset], f" for dataset {dataset!r}")
-    known = {f.name for f in dataclasses.fields(RunConfig)}
+    known = {f.name for f in dataclasses.fields(RunConfig)} - {"dataset", "arch", "profile"}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"unknown config option(s) {unknown}; valid options: {sorted(known)}")
     values = dict(PAPER[(family(dataset), arch)])
     if profile != "paper":
         values.update(REDUCED[(profile, family(dataset), arch)])
+    if axes["inference"] == "none":
+        values["latent_dim"] = 0
+    values.update(axes)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return RunConfig(dataset=dataset, arch=arch, model=model, profile=profile, **values).validate()
+    return RunConfig(dataset=dataset, arch=arch, profile=profile, **values).validate()
 
 
 def ablation_config(dataset: str = "mnist", model: str = "vae", profile: str = "paper", arch: str | None = None,

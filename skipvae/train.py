@@ -224,26 +224,31 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
             tqdm.write(f"epoch {state.epoch}: train loss {tr['loss']:.3f} kl {tr['kl']:.3f} | "
                        f"val -elbo {va['neg_elbo']:.3f} kl {va['kl']:.3f} | {dt:.0f}s")
 
-    record = finish(cfg, run_dir, data, model, state, device, evaluate_test, origin)
+    record = finish(cfg, run_dir, data, model, state, device, evaluate_test, origin, data_dir)
     atomic_write_json(record_path, record)
     return record
 
 
-def classify_posterior_means(model, data, seed: int) -> dict:
-    """Claim 4: classifiers fitted on the training-set posterior means, scored on the test-set means.
-    Amortized means (the encoder's output) for every model, so SA-VAE is compared on its encoder."""
+def classify_posterior_means(model, cfg: RunConfig, data_dir=None) -> dict:
+    """C5: classifiers fitted on the posterior means of the training split, scored on the test split's means
+    (the whole splits unless cfg.clf_n_train / clf_n_test cut them, whatever the VAE trained on). Amortized means
+    (the encoder's output) for every model, so SA-VAE is compared on its encoder."""
+    import dataclasses
+
+    from skipvae.data import load_dataset
     from skipvae.metrics import classification_accuracy, posterior_means
 
-    train_mu, train_y = posterior_means(model, data, "train", seed=seed)
-    test_mu, test_y = posterior_means(model, data, "test", seed=seed)
-    flat = classification_accuracy(train_mu, train_y, test_mu, test_y, seed=seed)
+    data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test), data_dir=data_dir)
+    train_mu, train_y = posterior_means(model, data, "train", seed=cfg.seed)
+    test_mu, test_y = posterior_means(model, data, "test", seed=cfg.seed)
+    flat = classification_accuracy(train_mu, train_y, test_mu, test_y, seed=cfg.seed, mlp_epochs=cfg.clf_epochs)
     names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
     out = {name: {"acc": flat[f"{name}_accuracy"], "se": flat[f"{name}_stderr"]} for name in names}
     return out | {"n_train": flat["n_train"], "n_test": flat["n_test"]}
 
 
 def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device, evaluate_test: bool,
-           origin: dict) -> dict:
+           origin: dict, data_dir=None) -> dict:
     """Load the best model, evaluate it on the test set, and assemble the run's record."""
     from skipvae.metrics import evaluate
 
@@ -255,7 +260,7 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
         metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
                            n_eval_nll=cfg.n_eval_nll, seed=cfg.seed, batch_size=cfg.batch_size)
     if evaluate_test and getattr(data, "num_classes", None):
-        metrics["classification"] = classify_posterior_means(model, data, cfg.seed)
+        metrics["classification"] = classify_posterior_means(model, cfg, data_dir)
     eval_time = time.time() - t0
     steps = max(len(state.history), 1)
     return {

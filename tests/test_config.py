@@ -4,14 +4,52 @@ from skipvae.config import MODELS, PROFILES, RunConfig, make_config
 from skipvae.errors import ConfigError
 
 
-def test_paper_defaults_match_reference():
+def test_paper_defaults_match_the_paper():
     c = make_config("mnist", "skip-vae", "paper")
-    assert (c.latent_dim, c.dec_layers, c.dec_channels, c.batch_size, c.epochs, c.lr) == (20, 8, 32, 50, 100, 1e-3)
-    assert c.kernels == [3] * 8 and c.skip and not c.semi_amortized
+    assert (c.latent_dim, c.dec_layers, c.dec_channels, c.batch_size, c.epochs, c.lr) == (20, 9, 32, 50, 100, 1e-3)
+    assert c.kernels == [3] * 9 and c.skip and not c.semi_amortized and c.iw_samples == 500
+    assert make_config("mnist", "vae", "paper", dec_layers=8).kernels == [3] * 8  # the official code's depth
+    m = make_config("mnist", "vae", "paper", arch="mlp")  # the weak model of Table 3 and the classification study
+    assert (m.mlp_hidden, m.latent_dim, m.dec_layers) == (512, 50, 2)
     t = make_config("yahoo", "sa-vae", "paper")
-    assert (t.arch, t.latent_dim, t.dec_hidden, t.optimizer, t.lr, t.warmup_epochs, t.svi_steps) == \
-        ("lstm", 32, 1024, "sgd", 1.0, 10, 20)
+    assert (t.arch, t.latent_dim, t.dec_hidden, t.optimizer, t.lr, t.warmup_epochs, t.svi_steps, t.iw_samples) == \
+        ("lstm", 32, 1024, "sgd", 1.0, 10, 10, 200)
     assert t.semi_amortized and not t.skip
+    assert make_config("omniglot", "skip-sa-vae", "paper").svi_steps == 10
+
+
+@pytest.mark.parametrize("name,skip,inference", [("vae", False, "amortized"), ("skip-vae", True, "amortized"),
+                                                 ("sa-vae", False, "semi-amortized"),
+                                                 ("skip-sa-vae", True, "semi-amortized"), ("lm", False, "none")])
+def test_model_identity_is_three_fields_and_the_name_is_derived(name, skip, inference):
+    c = make_config("yahoo", name, "smoke")
+    assert (c.skip, c.inference, c.objective, c.model) == (skip, inference, "elbo", name)
+    assert c.semi_amortized == (inference == "semi-amortized") and c.has_latent == (name != "lm")
+    assert make_config("yahoo", "vae", "smoke", skip=skip, inference=inference,
+                       latent_dim=0 if name == "lm" else None).model == name  # the axes alone give the same model
+    assert name in c.run_name() and c.to_dict()["model"] == name
+
+
+def test_old_names_and_old_records_still_work():
+    assert make_config("mnist", "skip_sa_vae", "smoke").model == "skip-sa-vae"
+    new = make_config("mnist", "skip-sa-vae", "smoke")
+    old = {k: v for k, v in new.to_dict().items() if k not in ("skip", "inference", "objective")}
+    assert RunConfig.from_dict(old) == new  # a record written before the axes existed: `model` only
+    with pytest.raises(ConfigError, match="disagree"):
+        RunConfig.from_dict(new.to_dict() | {"model": "vae"})
+
+
+def test_the_language_model_has_no_latent_variable_and_exists_for_text_only():
+    lm = make_config("yahoo", "lm", "paper")
+    assert lm.latent_dim == 0 and not lm.skip and lm.dec_hidden == 1024
+    with pytest.raises(ConfigError, match="text only"):
+        make_config("mnist", "lm", "smoke")
+    with pytest.raises(ConfigError, match="latent_dim=0"):
+        make_config("yahoo", "lm", "smoke", latent_dim=8)
+    with pytest.raises(ConfigError, match="no model has skip=True and inference='none'"):
+        make_config("yahoo", "lm", "smoke", skip=True)
+    with pytest.raises(ConfigError, match="skip='yes' is impossible"):
+        make_config("yahoo", "vae", "smoke", skip="yes")
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -19,6 +57,8 @@ def test_paper_defaults_match_reference():
                                           ("yahoo", "lstm")])
 def test_every_profile_builds(profile, dataset, arch):
     for model in MODELS:
+        if model == "lm" and arch != "lstm":
+            continue
         c = make_config(dataset, model, profile, arch=arch)
         assert c.profile == profile and c.arch == arch
         if profile != "paper":
@@ -33,20 +73,20 @@ def test_overrides_win_and_key_changes():
 
 
 def test_round_trip_dict():
-    c = make_config("omniglot", "skip-sa-vae", "cpu", dec_kernels=[5, 3] + [3] * 6)
+    c = make_config("omniglot", "skip-sa-vae", "cpu", dec_kernels=[5, 3] + [3] * 7)
     assert RunConfig.from_dict(c.to_dict()) == c
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(model="vea"), "unknown model 'vea'; valid choices: vae, skip-vae, sa-vae, skip-sa-vae"),
+    (dict(model="vea"), "unknown model 'vea'; valid choices: vae, skip-vae, sa-vae, skip-sa-vae, lm"),
     (dict(dataset="cifar"), "unknown dataset 'cifar'; valid choices: mnist, omniglot, yahoo"),
     (dict(profile="huge"), "unknown profile"),
     (dict(arch="lstm"), "unknown arch 'lstm' for dataset 'mnist'; valid choices: pixelcnn, mlp"),
     (dict(latent_dim=0), "latent_dim=0 is impossible"),
     (dict(latent_dim=-3), "latent_dim=-3 is impossible"),
     (dict(dec_layers=0), "dec_layers=0"),
-    (dict(dec_kernels=[3, 3]), "dec_kernels has 2 sizes but dec_layers=8"),
-    (dict(dec_kernels=[4] * 8), "odd and >= 3"),
+    (dict(dec_kernels=[3, 3]), "dec_kernels has 2 sizes but dec_layers=9"),
+    (dict(dec_kernels=[4] * 9), "odd and >= 3"),
     (dict(model="sa-vae", svi_steps=0), "needs svi_steps >= 1"),
     (dict(dropout=1.0), "dropout"),
     (dict(batch_size=0), "batch_size=0"),

@@ -4,6 +4,7 @@
     pixelcnn  ResNet (64 channels)        gated PixelCNN (dec_layers x dec_channels, kernels cfg.kernels)
     mlp       MLP 784-h-h                 MLP z-h, dec_layers x (h-h), h-784
     lstm      LSTM (emb_dim, enc_hidden)  LSTM (emb_dim, dec_hidden, dec_layers), dropout
+    lstm, lm  none (z is 0-dimensional)   the same LSTM without z: the language model
 
 `cfg.skip` feeds z into every decoder layer (Skip-VAE); `cfg.semi_amortized` adds `cfg.svi_steps` steps of
 SVI refinement (SA-VAE). Initialisation follows the official code: He-normal weights for the Linear layers of
@@ -19,7 +20,7 @@ from torch import nn
 
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError
-from skipvae.models.encoders import LSTMEncoder, MLPEncoder, ResNetEncoder
+from skipvae.models.encoders import LSTMEncoder, MLPEncoder, NoLatentEncoder, ResNetEncoder
 from skipvae.models.lstm import LSTMDecoder
 from skipvae.models.mlp import MLPDecoder
 from skipvae.models.pixelcnn import GatedMaskedConv2d, PixelCNNDecoder
@@ -53,7 +54,7 @@ def build_model(cfg: RunConfig, vocab_size: int | None = None) -> VAE:
         encoder = MLPEncoder(D, cfg.mlp_hidden)
         decoder = MLPDecoder(D, cfg.mlp_hidden, cfg.dec_layers, cfg.skip)
     elif cfg.arch == "lstm":
-        encoder = LSTMEncoder(vocab_size, D, cfg.emb_dim, cfg.enc_hidden)
+        encoder = LSTMEncoder(vocab_size, D, cfg.emb_dim, cfg.enc_hidden) if cfg.has_latent else NoLatentEncoder()
         decoder = LSTMDecoder(vocab_size, D, cfg.emb_dim, cfg.dec_hidden, cfg.dec_layers, cfg.dropout, cfg.skip)
     else:
         raise ConfigError(f"unknown arch {cfg.arch!r}; valid choices: pixelcnn, mlp, lstm")

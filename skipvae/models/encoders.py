@@ -82,3 +82,12 @@ class LSTMEncoder(nn.Module):
         last = (x != PAD).sum(1) - 1  # index of </s>
         code = states[torch.arange(x.shape[0], device=x.device), last]
         return self.mean(code), self.logvar(code)
+
+
+class NoLatentEncoder(nn.Module):
+    """The language model's "encoder": a posterior over a 0-dimensional z, (mu, logvar) both [B, 0]. With it the
+    VAE machinery computes the LM exactly: KL = 0, and log p(x|z) = log p(x) for the one (empty) z."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        empty = torch.zeros(x.shape[0], 0, device=x.device)
+        return empty, empty

@@ -9,7 +9,8 @@ Predicts x[:, 1:] from x[:, :-1] (teacher forcing), as in the official `RNNVAE` 
 
 With several layers the plain model is one stacked LSTM whose first layer alone sees z; with skips z is also
 concatenated to the input of every layer (each its own single-layer LSTM) and to the LSTM output before the
-vocabulary projection.
+vocabulary projection. With latent_dim = 0 it is the LSTM language model of the paper's Table 4: the same network
+with no z (zero initial state).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class LSTMDecoder(nn.Module):
                 for i in range(n_layers))
         else:
             self.rnns = nn.ModuleList([nn.LSTM(emb_dim + latent_dim, hidden, num_layers=n_layers, batch_first=True)])
-        self.z_to_h0 = nn.Linear(latent_dim, hidden)
+        self.z_to_h0 = nn.Linear(latent_dim, hidden) if latent_dim > 0 else None
         self.out = nn.Linear(hidden + (latent_dim if skip else 0), vocab_size)
 
     def logits(self, x: Tensor, z: Tensor) -> Tensor:
@@ -45,7 +46,7 @@ class LSTMDecoder(nn.Module):
         z_t = z.unsqueeze(1).expand(B, T - 1, z.shape[1])
         h = self.dropout(self.embedding(x[:, :-1]))
         zeros = z.new_zeros(1, B, self.hidden)
-        h_top = self.z_to_h0(z).unsqueeze(0)
+        h_top = self.z_to_h0(z).unsqueeze(0) if self.z_to_h0 is not None else zeros
         if self.skip:
             for i, rnn in enumerate(self.rnns):
                 h0 = h_top if i == self.n_layers - 1 else zeros
