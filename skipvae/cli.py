@@ -7,22 +7,22 @@ import json
 import sys
 from pathlib import Path
 
-from skipvae.config import ARCHS, DATASETS, MODELS, PROFILES, RunConfig, make_config
+from skipvae.config import ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, PROFILES, RunConfig, make_config
 from skipvae.errors import SkipVAEError
 
 TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profile's value
     "latent_dim": (int, "latent dimension (paper: 20 images, 32 text)"),
-    "dec_layers": (int, "decoder depth: PixelCNN layers, MLP hidden layers or LSTM layers (paper: 8 / 2 / 1)"),
+    "dec_layers": (int, "decoder depth: PixelCNN layers, MLP hidden layers or LSTM layers (paper: 9 / 2-4 / 1)"),
     "dec_channels": (int, "PixelCNN channels (paper: 32)"),
     "dec_kernels": (str, "comma-separated PixelCNN kernel sizes, one per layer (default: all 3)"),
     "enc_channels": (int, "ResNet encoder channels (paper: 64)"),
-    "mlp_hidden": (int, "MLP hidden units (paper: 1024)"),
+    "mlp_hidden": (int, "MLP hidden units of the encoder and decoder (paper: 512)"),
     "emb_dim": (int, "word embedding size (paper: 512)"),
     "enc_hidden": (int, "LSTM encoder units (paper: 1024)"),
     "dec_hidden": (int, "LSTM decoder units (paper: 1024)"),
     "dropout": (float, "decoder dropout for text (paper: 0.5)"),
     "max_len": (int, "maximum document length in tokens for text (paper: 200)"),
-    "svi_steps": (int, "SVI refinement steps for sa-vae models (paper: 20)"),
+    "svi_steps": (int, "SVI refinement steps for sa-vae models (paper: 10)"),
     "svi_lr": (float, "SVI step size (paper: 1)"),
     "epochs": (int, "training epochs (paper: 100 images, 30 text)"),
     "batch_size": (int, "batch size (paper: 50 images, 32 text)"),
@@ -32,13 +32,15 @@ TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profil
     "n_train": (int, "use only the first N training examples"),
     "n_valid": (int, "use only the first N validation examples"),
     "n_test": (int, "use only the first N test examples"),
-    "iw_samples": (int, "importance samples K of the NLL estimate (paper: 500)"),
+    "iw_samples": (int, "importance samples K of the NLL estimate (paper: 500 images, 200 text)"),
     "n_eval_nll": (int, "test examples that get the importance-weighted NLL (default: all)"),
 }
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {name: getattr(args, name) for name in TRAIN_OPTIONS}
+    overrides["inference"] = args.inference
+    overrides["skip"] = None if args.skip is None else args.skip == "on"
     if overrides["dec_kernels"] is not None:
         try:
             overrides["dec_kernels"] = [int(k) for k in overrides["dec_kernels"].split(",")]
@@ -47,19 +49,41 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return make_config(args.dataset, args.model, args.profile, arch=args.arch, seed=args.seed, **overrides)
 
 
-def add_train_parser(sub) -> None:
+def profile_config(argv) -> RunConfig | None:
+    """The config that `train` would run with no options beyond --dataset/--arch/--model/--profile in `argv`
+    (so that `train --profile paper --help` shows the paper's values); None if those do not make a config."""
+    pre = argparse.ArgumentParser(add_help=False)
+    for name, default in (("dataset", "mnist"), ("arch", None), ("model", "vae"), ("profile", "cpu")):
+        pre.add_argument("--" + name, default=default)
+    known, _ = pre.parse_known_args(argv or [])
+    try:
+        return make_config(known.dataset, known.model, known.profile, arch=known.arch)
+    except SkipVAEError:
+        return None
+
+
+def add_train_parser(sub, shown: RunConfig | None = None) -> None:
+    where = f" at --profile {shown.profile} for {shown.dataset}/{shown.arch}/{shown.model}" if shown else ""
     p = sub.add_parser("train", help="train one model and write its record",
-                       description="Train one model. Options left out take the profile's value "
-                                   "(paper: the official hyperparameters).")
+                       description="Train one model. Options left out take the profile's value (paper: the "
+                                   "paper's settings, else the official code's); [brackets] show them" + where +
+                                   ". --dry-run prints the whole config.")
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="dataset (default: mnist)")
     p.add_argument("--arch", choices=ARCHS, default=None,
                    help="architecture: pixelcnn or mlp for images, lstm for yahoo (default: pixelcnn / lstm)")
-    p.add_argument("--model", choices=MODELS, default="vae", help="model (default: vae)")
+    p.add_argument("--model", choices=MODELS + tuple(MODEL_ALIASES), default="vae", metavar="{" + ",".join(MODELS) + "}",
+                   help="model (default: vae); lm = the text decoder without z. The name sets --skip and --inference")
+    p.add_argument("--skip", choices=["on", "off"], default=None, help="generative skip connections (overrides --model)")
+    p.add_argument("--inference", choices=INFERENCES, default=None,
+                   help="amortized, semi-amortized (SVI refinement) or none (overrides --model)")
     p.add_argument("--profile", choices=PROFILES, default="cpu",
-                   help="scale: smoke (seconds), cpu (reduced, 2 cores), paper (official; needs a GPU)")
+                   help="scale: smoke (seconds), cpu (reduced, 2 cores), paper (the paper's settings; needs a GPU)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     for name, (typ, text) in TRAIN_OPTIONS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=text)
+        value = getattr(shown, name) if shown else None
+        shown_value = "" if shown is None else f" [{'all' if value is None and name.startswith('n_') else value}]"
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=text + shown_value)
+    p.add_argument("--dry-run", action="store_true", help="print the config as JSON and exit without training")
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs)")
     p.add_argument("--data-dir", default=None, help="data folder (default: $SKIPVAE_DATA, ./data, ../shared/data)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -72,6 +96,9 @@ def cmd_train(args) -> int:
     from skipvae.train import train
 
     cfg = config_from_args(args)  # validated before any data is loaded
+    if args.dry_run:
+        print(json.dumps(cfg.to_dict(), indent=1))
+        return 0
     run_dir = Path(args.out) / cfg.run_name()
     record = train(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                    time_budget_s=args.time_budget)
@@ -128,7 +155,7 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(argv=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m skipvae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -137,7 +164,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="check: verify every file by sha256; fetch: download from the public sources")
     d.add_argument("--data-dir", default=None, help="data folder (default: $SKIPVAE_DATA, ./data, ../shared/data)")
 
-    add_train_parser(sub)
+    add_train_parser(sub, profile_config(argv if argv is not None else sys.argv[1:]))
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on the test set")
     e.add_argument("checkpoint", help="a run's best.pt or last.pt")
@@ -163,7 +190,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
+    args = make_parser(argv).parse_args(argv)
     handlers = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep}
     try:
         return handlers[args.command](args)
