@@ -31,19 +31,20 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from skipvae.config import MODELS
 from skipvae.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
 
-MODELS = ("vae", "skip-vae", "sa-vae", "skip-sa-vae")
 SKIP_PAIRS = (("vae", "skip-vae"), ("sa-vae", "skip-sa-vae"))  # (model, the same model with skips)
 PROFILE_RANK = {"smoke": 0, "cpu": 1, "paper": 2}
 METRICS = ("nll", "neg_elbo", "rec", "kl", "mi", "au_0.01", "au_0.02", "nll_per_word", "ppl")
 TABLE_METRICS = ("nll", "neg_elbo", "kl", "mi", "au_0.01", "au_0.02")  # a page's table unless it asks for others
 METRIC_LABELS = {"nll": "NLL", "neg_elbo": "-ELBO", "rec": "Rec.", "kl": "KL", "mi": "MI", "au_0.01": "AU (0.01)",
                  "au_0.02": "AU (0.02)", "nll_per_word": "NLL/word", "ppl": "PPL", "accuracy": "accuracy (%)",
-                 "low": "low", "high": "high", "tsne_silhouette": "t-SNE silhouette"}
+                 "low": "low", "high": "high", "tsne_silhouette": "t-SNE silhouette", "elbo": "ELBO",
+                 "tsne_knn5_accuracy": "t-SNE 5-NN accuracy"}
 SETTING_LABELS = {"dataset": "dataset", "arch": "decoder", "latent_dim": "latent dim", "dec_layers": "layers",
                   "model": "model", "profile": "profile"}
 RECORD_KEYS = ("status", "name", "config", "metrics")
@@ -126,8 +127,18 @@ def flatten_record(record: dict) -> dict:
                                       "eval_time_s")}
     row.update(record["config"])
     row.update(_classification_aliases(_flatten(record["metrics"])))
+    row["elbo"] = paper_elbo(record)
     row.update({f"provenance.{k}": v for k, v in (record.get("provenance") or {}).items()})
     return row
+
+
+def paper_elbo(record: dict) -> float | None:
+    """The ELBO as the paper reports it (higher is better): the single-sample ELBO on the test set; for text, on the
+    documents that also get the IW-NLL, so that ELBO and PPL describe the same documents."""
+    m = record.get("metrics") or {}
+    text = (record.get("config") or {}).get("dataset") == "yahoo"
+    value = m.get("neg_elbo_nll_examples") if text and m.get("neg_elbo_nll_examples") is not None else m.get("neg_elbo")
+    return None if value is None else -float(value)
 
 
 def _classification_aliases(metrics: dict) -> dict:
@@ -356,7 +367,7 @@ def paper_numbers(path: str | Path | None = None) -> dict:
         table = pd.DataFrame(spec["rows"])
         table.attrs = {"experiment": spec["experiment"], "source": data["sources"][spec["source"]],
                        "setting": spec.get("setting", ""), "units": spec.get("units", ""),
-                       "columns": list(spec["columns"])}
+                       "columns": list(spec["columns"]), "keys": list(spec.get("keys", ["model"]))}
         tables[name] = table
     return {"sources": data["sources"], "claims": data["claims"], "tables": tables}
 
@@ -364,6 +375,49 @@ def paper_numbers(path: str | Path | None = None) -> dict:
 def paper_tables(experiment_name: str, path: str | Path | None = None) -> dict:
     """The quoted tables shown on one page."""
     return {k: t for k, t in paper_numbers(path)["tables"].items() if t.attrs["experiment"] == experiment_name}
+
+
+def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None = None,
+                 path: str | Path | None = None) -> pd.DataFrame:
+    """A paper table (`paper_numbers()['tables'][name]`, e.g. 'table1') with the same rows and columns, each cell
+    'paper | ours' where ours is mean ± sd over seeds of the runs whose key columns match the row (one profile:
+    the largest in `runs`). Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
+    appended with an empty paper side, e.g. the unigram floor of a text table."""
+    quoted = paper_numbers(path)["tables"][name]
+    keys, columns = quoted.attrs["keys"], quoted.attrs["columns"]
+    profile = best_profile(runs) if len(runs) else None
+    mine = runs[runs["profile"] == profile] if profile else runs
+    rows = []
+    for _, paper_row in quoted.iterrows():
+        match = mine
+        for k in keys:
+            if k in paper_row and pd.notna(paper_row[k]) and k in mine.columns:
+                match = match[match[k] == paper_row[k]]
+        row = {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
+        row["seeds"] = str(match["seed"].nunique()) if len(match) else "0"
+        for c in columns:
+            ours = pd.to_numeric(match[c], errors="coerce").dropna() if c in match.columns else pd.Series(dtype=float)
+            mean_sd = fmt_mean_std(ours.mean(), ours.std(ddof=1) if len(ours) > 1 else None, digits_for(c))
+            label = "ELBO" if c == "elbo" else METRIC_LABELS.get(c, c)
+            row[f"{label} paper"] = fmt(paper_row.get(c), digits_for(c))
+            row[f"{label} ours"] = mean_sd if len(ours) else ("not yet run" if not len(match) else "–")
+        rows.append(row)
+    for extra in ([] if extra_rows is None else extra_rows.to_dict("records")):
+        row = {SETTING_LABELS.get(k, k): _key_text(extra.get(k)) for k in keys} | {"seeds": "–"}
+        for c in columns:
+            label = "ELBO" if c == "elbo" else METRIC_LABELS.get(c, c)
+            row[f"{label} paper"] = "–"
+            row[f"{label} ours"] = fmt(extra.get(c), digits_for(c))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs = dict(quoted.attrs) | {"profile": profile or "–"}
+    return table
+
+
+def _key_text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 # ------------------------------------------------------------------------------------------- claims ledger
