@@ -271,3 +271,17 @@ def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None
                 ax.get_legend().remove()
     fig.tight_layout()
     return fig
+
+
+def show_paper_table(runs, name: str, **kwargs):
+    """Display the paper's table `name` (book/paper_numbers.yaml) beside ours, same rows and columns
+    (`report.side_by_side`, which takes `where` and `extra_rows`), with its caption; returns the table."""
+    from IPython.display import Markdown, display
+
+    from skipvae import report
+
+    table = report.side_by_side(runs, name, **kwargs)
+    display(Markdown(f"**{table.attrs['setting']}** Paper: quoted from {table.attrs['source']} Ours: the "
+                     f"{table.attrs['profile']} profile, mean ± standard deviation over seeds ({table.attrs['units']})."))
+    display(table)
+    return table

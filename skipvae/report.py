@@ -377,14 +377,18 @@ def paper_tables(experiment_name: str, path: str | Path | None = None) -> dict:
     return {k: t for k, t in paper_numbers(path)["tables"].items() if t.attrs["experiment"] == experiment_name}
 
 
-def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None = None,
+def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None = None, where: dict | None = None,
                  path: str | Path | None = None) -> pd.DataFrame:
     """A paper table (`paper_numbers()['tables'][name]`, e.g. 'table1') with the same rows and columns, each cell
     'paper | ours' where ours is mean ± sd over seeds of the runs whose key columns match the row (one profile:
     the largest in `runs`). Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
-    appended with an empty paper side, e.g. the unigram floor of a text table."""
+    appended with an empty paper side, e.g. the unigram floor of a text table. `where` keeps the paper rows with
+    these key values only (e.g. {'latent_dim': 20})."""
     quoted = paper_numbers(path)["tables"][name]
-    keys, columns = quoted.attrs["keys"], quoted.attrs["columns"]
+    attrs = dict(quoted.attrs)
+    for k, v in (where or {}).items():
+        quoted = quoted[quoted[k] == v]
+    keys, columns = attrs["keys"], attrs["columns"]
     profile = best_profile(runs) if len(runs) else None
     mine = runs[runs["profile"] == profile] if profile else runs
     rows = []
@@ -410,7 +414,7 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
             row[f"{label} ours"] = fmt(extra.get(c), digits_for(c))
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs = dict(quoted.attrs) | {"profile": profile or "–"}
+    table.attrs = attrs | {"profile": profile or "–"}
     return table
 
 
