@@ -294,7 +294,7 @@ def skip_failure_interval(a1, a2) -> tuple | None:
 PROOF_LINKS = (
     ("I_skip(x; z)", "I_skip(x; h1)", "data-processing inequality in the skip model"),
     ("I_skip(x; h1)", "I_vae(x; h1)", "the passage from the skip model to the plain model"),
-    ("I_vae(x; h1)", "I_vae(x; z)", "data-processing inequality in the plain model (z -> h1 -> x)"),
+    ("I_vae(x; h1)", "I_vae(x; z)", "data-processing inequality in the plain model, z -> h1 -> x"),
 )
 
 

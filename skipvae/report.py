@@ -612,9 +612,10 @@ def claim7_rule(theory: pd.DataFrame, data: dict | None = None) -> list[Check]:
         lo, hi = c["failure_interval"] if c.get("failure_interval") else (None, None)
         interval = f"; every skip weight b in ({lo:g}, {hi:g}) lowers it" if lo is not None else ""
         checks.append(Check(bool(c["mi_skip"] >= c["mi_vae"] - 1e-12),
-                            f"smallest counterexample (1-D z, h1 = {c['a1']:g} z + noise of variance {c['var_h']:g}, "
-                            f"x = {c['a2']:g} h1 + {c['b']:g} z + noise of variance {c['var_x']:g}): I_skip(x; z) = "
-                            f"{c['mi_skip_exact']} = {fmt(c['mi_skip'], 3)} nats, I_vae(x; z) = {c['mi_vae_exact']} = "
+                            f"smallest counterexample (1-D z, h1 = a1 z + e_h, x = a2 h1 + b z + e_x with a1 = "
+                            f"{c['a1']:g}, a2 = {c['a2']:g}, b = {c['b']:g}, Var e_h = {c['var_h']:g}, Var e_x = "
+                            f"{c['var_x']:g}): I_skip(x; z) = {c['mi_skip_exact']} = {fmt(c['mi_skip'], 3)} nats, "
+                            f"I_vae(x; z) = {c['mi_vae_exact']} = "
                             f"{fmt(c['mi_vae'], 3)} nats{interval}"))
     if "proof_chain" in data:
         links = data["proof_chain"]["links"]
