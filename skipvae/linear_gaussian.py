@@ -6,21 +6,27 @@
 2. `deep_linear_mi`: the mutual information between z and the output x of a deep chain of noisy linear layers,
    with or without generative skip connections from z into every layer (the setting of the paper's
    proposition, where everything is Gaussian and I(x; z) has a closed form).
+3. Theorem 1 of the paper, I_p^skip(x; z) >= I_p^vae(x; z) (I_p: under the generative model z ~ p(z),
+   x ~ p(x|z); the VAE is the skip model with its skips taken out), in one dimension and exactly:
+   `scalar_mi_ratios`, `skip_failure_interval`, `proof_chain`, and `aligned_skip_weights` for the existence reading.
 
-What holds in that linear-Gaussian setting (tests/test_metrics.py checks each point):
+What holds in that linear-Gaussian setting (tests/test_theory.py checks each point):
 - Without skips the chain is Markov, z -> h_1 -> ... -> x, so I(x; z) never grows with depth
   (data-processing inequality; exact, for every weight draw).
-- With skips, I(x; z) is NOT always at least the no-skip value for the same weights: a skip can cancel the
-  chain's signal (B_2 = -A_2 A_1 gives I = 0), and with random weights skips of strength 0.1-1 lower I in
-  about 15% of draws in 1-2 dimensions and 5% in 8 (depth 1-4, noise 0.5). It is guaranteed for every
-  skip strength s >= s0 = `skip_dominance_threshold(A, B, noise)`, and for all s >= 0 when s0 = 0 (skips
-  aligned with the signal, e.g. one dimension with positive weights). In one dimension, 0 < s < s0
-  always lowers I.
+- "Adding skips to a given model never lowers I_p(x; z)" (the for-all reading of Theorem 1) is false. Smallest
+  counterexample: z -> h1 -> x with a1 = a2 = 1, skip b = -1, h1 = z, noise variance 1 on x: I_vae = ½ log 2,
+  I_skip = 0. In 1-D every skip b strictly between -2 a1 a2 and 0 lowers I_p, and random weak skips lower it
+  in a fraction of random deep chains (notebooks/theory.ipynb counts them). The proof sketch's link
+  I_skip(x; h1) >= I_vae(x; h1) is the one that fails (the two models share h1 = f0(z), not p(x | h1)).
+- "For every plain model some skip model has at least its I_p" (the existence reading) is true: skips aligned
+  with the chain's gain never lower I_p, and every skip strength s >= s0 = `skip_dominance_threshold(A, B, noise)`
+  does not either (s0 = 0 for aligned skips; in one dimension 0 < s < s0 always lowers I).
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 from torch import Tensor, nn
@@ -224,3 +230,114 @@ def skip_dominance_threshold(A: list[Tensor], B: list[Tensor], noise: float) -> 
         return math.inf
     y_inv_half = evecs @ torch.diag(evals.rsqrt()) @ evecs.T
     return max(0.0, torch.linalg.eigvalsh(-y_inv_half @ X @ y_inv_half).max().item())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Theorem 1 of the paper in one dimension: exact counterexample, the proof sketch's chain, the existence reading
+# ---------------------------------------------------------------------------------------------------------
+
+def scalar_skip_moments(a1, a2, b, var_h, var_x) -> dict:
+    """Second moments of (z, h1, x) in the 1-D model with one hidden layer and a skip z -> x:
+
+        z ~ N(0, 1),  h1 = a1 z + e_h,  x = a2 h1 + b z + e_x,  e_h ~ N(0, var_h),  e_x ~ N(0, var_x),
+        Var h1 = a1^2 + var_h,  g = a2 a1 + b,  Var x = g^2 + a2^2 var_h + var_x,
+        Cov(z, h1) = a1,  Cov(z, x) = g,  Cov(h1, x) = a1 g + a2 var_h.
+
+    var_h = 0 is the paper's deterministic hidden layer h1 = f0(z) (noise only in p(x | eta)); b = 0 is the
+    plain VAE, the same model with its skip taken out. Exact (Fractions) when every argument is an int or Fraction.
+    """
+    if var_x <= 0 or var_h < 0:
+        raise ConfigError(f"var_x={var_x} must be positive and var_h={var_h} non-negative.")
+    a1, a2, b, var_h, var_x = (Fraction(v) if isinstance(v, int) else v for v in (a1, a2, b, var_h, var_x))
+    g = a2 * a1 + b
+    return {"var_z": 1, "var_h": a1 * a1 + var_h, "var_x": g * g + a2 * a2 * var_h + var_x,
+            "cov_zh": a1, "cov_zx": g, "cov_hx": a1 * g + a2 * var_h}
+
+
+def mi_ratio(var_u, var_v, cov):
+    """r with I(u; v) = 0.5 log r for jointly Gaussian scalars: I = -0.5 log(1 - rho^2), so
+    r = Var u Var v / (Var u Var v - Cov(u, v)^2) (exact for Fractions; inf when u, v are deterministically tied)."""
+    det = var_u * var_v - cov * cov
+    return math.inf if det == 0 else var_u * var_v / det
+
+
+def scalar_mi_ratios(a1, a2, b, var_h, var_x) -> dict:
+    """{'x;z', 'x;h1'}: the ratios r (I = 0.5 log r) of I_p(x; z) and I_p(x; h1) under the generative model.
+    I_p(x; z) = 0.5 log(1 + g^2 / N), g = a1 a2 + b, N = a2^2 var_h + var_x (the noise of x given z)."""
+    m = scalar_skip_moments(a1, a2, b, var_h, var_x)
+    return {"x;z": mi_ratio(m["var_x"], m["var_z"], m["cov_zx"]), "x;h1": mi_ratio(m["var_x"], m["var_h"], m["cov_hx"])}
+
+
+def nats(ratio) -> float:
+    """0.5 log r in nats (inf for r = inf)."""
+    return math.inf if ratio == math.inf else 0.5 * math.log(ratio)
+
+
+def half_log_text(ratio) -> str:
+    """An exact mutual information as text: '0' for r = 1, else '½ log(r)' (r a Fraction or int prints exactly)."""
+    if ratio == 1 or ratio == math.inf:
+        return "0" if ratio == 1 else "∞"
+    return f"½ log({ratio:.6g})" if isinstance(ratio, float) else f"½ log({ratio})"
+
+
+def skip_failure_interval(a1, a2) -> tuple | None:
+    """The skip weights b with I_skip(x; z) < I_vae(x; z) in the 1-D model: the open interval between -2 a1 a2 and 0.
+
+    The noise of x given z, N = a2^2 var_h + var_x, does not depend on b, so I_skip < I_vae iff
+    (a1 a2 + b)^2 < (a1 a2)^2 iff b lies strictly between -2 a1 a2 and 0 (whatever the noise); b = -a1 a2 gives
+    I_skip = 0. None when a1 a2 = 0 (I_vae = 0: no skip can lower it). With b = s beta: 0 < s < -2 a1 a2 / beta.
+    """
+    g = a1 * a2
+    return None if g == 0 else (min(0 * g, -2 * g), max(0 * g, -2 * g))
+
+
+PROOF_LINKS = (
+    ("I_skip(x; z)", "I_skip(x; h1)", "data-processing inequality in the skip model"),
+    ("I_skip(x; h1)", "I_vae(x; h1)", "the passage from the skip model to the plain model"),
+    ("I_vae(x; h1)", "I_vae(x; z)", "data-processing inequality in the plain model, z -> h1 -> x"),
+)
+
+
+def proof_chain(a1, a2, b, var_h, var_x) -> dict:
+    """Every quantity of the paper's proof sketch, I_skip(x; z) >= I_skip(x; h1) >= I_vae(x; h1) >= I_vae(x; z),
+    in closed form (`scalar_mi_ratios`, I_p under the generative model), and which links hold.
+
+    Returns {'values': {name: nats}, 'exact': {name: '½ log(r)'}, 'links': [{lhs, rhs, step, holds, ...}],
+    'broken': [the 1-based numbers of the links that fail], 'conclusion_holds': I_skip(x; z) >= I_vae(x; z)}.
+    Link 1 needs x independent of h1 given z, true when h1 = f0(z) is deterministic (var_h = 0, the paper's
+    networks), false for a noisy hidden layer with a skip; link 3 holds always (z -> h1 -> x is Markov).
+    """
+    skip, vae = scalar_mi_ratios(a1, a2, b, var_h, var_x), scalar_mi_ratios(a1, a2, 0 * b, var_h, var_x)
+    ratios = {"I_skip(x; z)": skip["x;z"], "I_skip(x; h1)": skip["x;h1"], "I_vae(x; h1)": vae["x;h1"],
+              "I_vae(x; z)": vae["x;z"]}
+    links = [{"link": i + 1, "lhs": lhs, "rhs": rhs, "step": step, "lhs_nats": nats(ratios[lhs]),
+              "rhs_nats": nats(ratios[rhs]), "holds": _at_least(ratios[lhs], ratios[rhs])}
+             for i, (lhs, rhs, step) in enumerate(PROOF_LINKS)]
+    return {"values": {k: nats(r) for k, r in ratios.items()},
+            "exact": {k: half_log_text(r) for k, r in ratios.items()},
+            "links": links, "broken": [link["link"] for link in links if not link["holds"]],
+            "conclusion_holds": _at_least(ratios["I_skip(x; z)"], ratios["I_vae(x; z)"])}
+
+
+def _at_least(lhs, rhs) -> bool:
+    """0.5 log lhs >= 0.5 log rhs: exact for Fractions, with 1e-12 nats of slack for float round-off."""
+    if isinstance(lhs, Fraction) and isinstance(rhs, Fraction):
+        return bool(lhs >= rhs)
+    return bool(nats(lhs) >= nats(rhs) - 1e-12)
+
+
+def aligned_skip_weights(A: list[Tensor], c: float = 1.0) -> list[Tensor]:
+    """Skip weights that can only add information: B_{L+1} = c P into the output layer, P = A_{L+1} ... A_1 (the
+    plain chain's gain), every other B_l = 0. Then M = (1 + c) P, the noise C is unchanged, and
+
+        M^T C^-1 M = (1 + c)^2 P^T C^-1 P >= P^T C^-1 P,  so  I_skip(x; z) >= I_vae(x; z) for every c >= 0
+
+    (strictly when P != 0 and c > 0), and `skip_dominance_threshold` of these weights is 0: the existence reading
+    of Theorem 1 (for every plain model some skip model has at least its mutual information).
+    """
+    if len(A) < 2 or c < 0:
+        raise ConfigError(f"aligned skips need at least one hidden layer (got {len(A) - 1}) and c={c} >= 0.")
+    P = torch.eye(A[0].shape[1], dtype=torch.float64)
+    for A_l in A:
+        P = A_l @ P
+    return [torch.zeros_like(A_l) for A_l in A[:-1]] + [c * P]

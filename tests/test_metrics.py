@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from skipvae.errors import ConfigError, DataError, TrainingError
-from skipvae.linear_gaussian import (LinearGaussian, deep_linear_channel, deep_linear_mi, gaussian_channel_mi,
-                                     random_deep_linear_weights, skip_dominance_threshold)
+from skipvae.linear_gaussian import LinearGaussian
 from skipvae.metrics import (active_units, classification_accuracy, evaluate, gaussian_kl, iw_log_marginal, iw_nll,
                              log_normal_diag, log_standard_normal, mutual_information, posterior_mean_variance,
                              posterior_means, sample_diag_gaussian, tsne_embedding)
@@ -428,64 +427,3 @@ def test_tsne_is_deterministic_and_keeps_clusters_apart():
     assert out["knn5_accuracy"] == 1.0
     with pytest.raises(ConfigError, match="perplexity"):
         tsne_embedding(X[:5], perplexity=30)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Theory: deep linear-Gaussian decoders with and without skips
-# ---------------------------------------------------------------------------------------------------------
-
-def test_gaussian_channel_mi_against_covariance_form():
-    g = gen(19)
-    M = torch.randn(5, 3, generator=g, dtype=torch.float64)
-    L = torch.randn(5, 5, generator=g, dtype=torch.float64)
-    C = L @ L.T + 0.1 * torch.eye(5, dtype=torch.float64)
-    expected = 0.5 * (torch.logdet(M @ M.T + C) - torch.logdet(C)).item()
-    assert gaussian_channel_mi(M, C) == pytest.approx(expected, rel=1e-10)
-    # one noisy scalar layer: I = 0.5 log(1 + a^2 / noise^2)
-    A, B = random_deep_linear_weights(0, 1, seed=3)
-    assert deep_linear_mi(0, 1, noise=0.7, seed=3) == pytest.approx(0.5 * math.log1p(A[0].item() ** 2 / 0.49))
-    assert deep_linear_mi(0, 2, skip_strength=5.0, seed=3) == deep_linear_mi(0, 2, seed=3)  # no layer to skip into
-
-
-@pytest.mark.parametrize("dim", [1, 3, 8])
-def test_deep_chain_without_skips_loses_information_with_depth(dim):
-    for seed in range(5):
-        mi = [deep_linear_mi(depth, dim, 0.0, noise=0.5, seed=seed) for depth in range(7)]
-        assert all(b <= a + 1e-12 for a, b in zip(mi, mi[1:])), f"data-processing inequality broken: {mi}"
-        assert mi[-1] < mi[0]
-
-
-@pytest.mark.parametrize("dim, depth", [(1, 1), (2, 3), (4, 2), (8, 4)])
-def test_skips_never_lower_mi_beyond_the_dominance_threshold(dim, depth):
-    for seed in range(8):
-        A, B = random_deep_linear_weights(depth, dim, seed)
-        s0 = skip_dominance_threshold(A, B, noise=0.5)
-        mi = [gaussian_channel_mi(*deep_linear_channel(A, B, s, 0.5)) for s in (0.0, s0, 1.5 * s0 + 0.1, 3 * s0 + 1)]
-        assert all(b >= a - 1e-12 for a, b in zip(mi, mi[1:])), f"seed {seed}, s0={s0}: {mi}"
-
-
-def test_skips_can_lower_mi_so_the_claim_needs_a_condition():
-    # in one dimension the threshold is exact: 0 < s < s0 lowers I(x; z), whatever the seed
-    lowered = 0
-    for seed in range(20):
-        A, B = random_deep_linear_weights(1, 1, seed)
-        s0 = skip_dominance_threshold(A, B, noise=0.5)
-        if s0 > 0:
-            mi0 = gaussian_channel_mi(*deep_linear_channel(A, B, 0.0, 0.5))
-            assert gaussian_channel_mi(*deep_linear_channel(A, B, 0.5 * s0, 0.5)) < mi0
-            lowered += 1
-    assert lowered >= 3
-    # a skip that cancels the signal of the chain removes all information
-    A, B = random_deep_linear_weights(1, 2, seed=0)
-    B[1] = -A[1] @ A[0]
-    assert deep_linear_mi(1, 2, seed=0) > 0.1
-    assert gaussian_channel_mi(*deep_linear_channel(A, B, 1.0, 0.5)) == pytest.approx(0.0, abs=1e-12)
-
-
-def test_deep_linear_errors():
-    with pytest.raises(ConfigError, match="depth"):
-        deep_linear_mi(-1, 2)
-    with pytest.raises(ConfigError, match="noise"):
-        deep_linear_mi(2, 2, noise=0.0)
-    with pytest.raises(ConfigError, match="gain"):
-        gaussian_channel_mi(torch.zeros(3, 2), torch.eye(2))
