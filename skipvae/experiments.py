@@ -285,3 +285,39 @@ def show_paper_table(runs, name: str, **kwargs):
                      f"{table.attrs['profile']} profile, mean ± standard deviation over seeds ({table.attrs['units']})."))
     display(table)
     return table
+
+
+def pca_reference(cfg: RunConfig, experiment: str, n_components: int = 50, force: bool = False) -> dict:
+    """The reference row of the classification study: the classifiers of `metrics.classification_accuracy` on the
+    PCA-`n_components` projection of the binarized pixels, for the splits cfg.clf_n_train / clf_n_test and the
+    classifier seed cfg.seed. Stored (with provenance) at <results>/<experiment>/reference/ and reused when its
+    settings are identical; returns the record ({'settings', 'metrics': {clf: {acc, se}}, 'provenance', ...})."""
+    import dataclasses
+    import time
+
+    import torch
+
+    from skipvae.data import load_dataset
+    from skipvae.metrics import pca_pixel_accuracy
+    from skipvae.records import provenance
+
+    settings = {"dataset": cfg.dataset, "profile": cfg.profile, "seed": cfg.seed, "n_components": n_components,
+                "clf_n_train": cfg.clf_n_train, "clf_n_test": cfg.clf_n_test, "clf_epochs": cfg.clf_epochs}
+    path = results_dir(experiment, cfg.profile) / "reference" / f"pca{n_components}-s{cfg.seed}.json"
+    if path.exists() and not force:
+        record = read_json(path)
+        if record.get("settings") == settings:
+            return record
+    t0 = time.time()
+    data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test))
+    split = {s: [torch.cat(t) for t in zip(*data.batches(s, 1000, shuffle=False, seed=cfg.seed))]
+             for s in ("train", "test")}  # training images binarized as in epoch 0 of this seed
+    flat = pca_pixel_accuracy(*split["train"], *split["test"], n_components=n_components, seed=cfg.seed,
+                              mlp_epochs=cfg.clf_epochs)
+    names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
+    record = {"settings": settings,
+              "metrics": {n: {"acc": flat[f"{n}_accuracy"], "se": flat[f"{n}_stderr"]} for n in names}
+              | {"n_train": flat["n_train"], "n_test": flat["n_test"]},
+              "provenance": provenance(cfg.seed, cfg.profile, torch.device("cpu")), "wall_time_s": time.time() - t0}
+    atomic_write_json(path, record)
+    return record
