@@ -287,37 +287,63 @@ def show_paper_table(runs, name: str, **kwargs):
     return table
 
 
-def pca_reference(cfg: RunConfig, experiment: str, n_components: int = 50, force: bool = False) -> dict:
-    """The reference row of the classification study: the classifiers of `metrics.classification_accuracy` on the
-    PCA-`n_components` projection of the binarized pixels, for the splits cfg.clf_n_train / clf_n_test and the
-    classifier seed cfg.seed. Stored (with provenance) at <results>/<experiment>/reference/ and reused when its
-    settings are identical; returns the record ({'settings', 'metrics': {clf: {acc, se}}, 'provenance', ...})."""
-    import dataclasses
+def reference_record(experiment: str, profile: str, name: str, settings: dict, compute, force: bool = False) -> dict:
+    """A result that is not a training run (a baseline, a reference classifier): `compute()` -> metrics, stored with
+    its settings and provenance at <results>/<experiment>/reference/<name>.json and reused while the settings are
+    identical (so a re-execution rewrites nothing). Returns {'settings', 'metrics', 'provenance', 'wall_time_s'}."""
     import time
 
     import torch
 
-    from skipvae.data import load_dataset
-    from skipvae.metrics import pca_pixel_accuracy
     from skipvae.records import provenance
 
-    settings = {"dataset": cfg.dataset, "profile": cfg.profile, "seed": cfg.seed, "n_components": n_components,
-                "clf_n_train": cfg.clf_n_train, "clf_n_test": cfg.clf_n_test, "clf_epochs": cfg.clf_epochs}
-    path = results_dir(experiment, cfg.profile) / "reference" / f"pca{n_components}-s{cfg.seed}.json"
+    path = results_dir(experiment, profile) / "reference" / f"{name}.json"
     if path.exists() and not force:
         record = read_json(path)
         if record.get("settings") == settings:
             return record
     t0 = time.time()
-    data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test))
-    split = {s: [torch.cat(t) for t in zip(*data.batches(s, 1000, shuffle=False, seed=cfg.seed))]
-             for s in ("train", "test")}  # training images binarized as in epoch 0 of this seed
-    flat = pca_pixel_accuracy(*split["train"], *split["test"], n_components=n_components, seed=cfg.seed,
-                              mlp_epochs=cfg.clf_epochs)
-    names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
-    record = {"settings": settings,
-              "metrics": {n: {"acc": flat[f"{n}_accuracy"], "se": flat[f"{n}_stderr"]} for n in names}
-              | {"n_train": flat["n_train"], "n_test": flat["n_test"]},
-              "provenance": provenance(cfg.seed, cfg.profile, torch.device("cpu")), "wall_time_s": time.time() - t0}
+    metrics = compute()
+    record = {"settings": settings, "metrics": metrics,
+              "provenance": provenance(settings.get("seed", 0), profile, torch.device("cpu")),
+              "wall_time_s": time.time() - t0}
     atomic_write_json(path, record)
     return record
+
+
+def pca_reference(cfg: RunConfig, experiment: str, n_components: int = 50, force: bool = False) -> dict:
+    """The reference row of the classification study: the classifiers of `metrics.classification_accuracy` on the
+    PCA-`n_components` projection of the binarized pixels, for the splits cfg.clf_n_train / clf_n_test and the
+    classifier seed cfg.seed (a `reference_record`; metrics {clf: {acc, se}, n_train, n_test})."""
+    import dataclasses
+
+    import torch
+
+    from skipvae.data import load_dataset
+    from skipvae.metrics import pca_pixel_accuracy
+
+    def compute() -> dict:
+        data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test))
+        split = {s: [torch.cat(t) for t in zip(*data.batches(s, 1000, shuffle=False, seed=cfg.seed))]
+                 for s in ("train", "test")}  # training images binarized as in epoch 0 of this seed
+        flat = pca_pixel_accuracy(*split["train"], *split["test"], n_components=n_components, seed=cfg.seed,
+                                  mlp_epochs=cfg.clf_epochs)
+        names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
+        return ({n: {"acc": flat[f"{n}_accuracy"], "se": flat[f"{n}_stderr"]} for n in names}
+                | {"n_train": flat["n_train"], "n_test": flat["n_test"]})
+
+    settings = {"dataset": cfg.dataset, "profile": cfg.profile, "seed": cfg.seed, "n_components": n_components,
+                "clf_n_train": cfg.clf_n_train, "clf_n_test": cfg.clf_n_test, "clf_epochs": cfg.clf_epochs}
+    return reference_record(experiment, cfg.profile, f"pca{n_components}-s{cfg.seed}", settings, compute, force)
+
+
+def unigram_reference(cfg: RunConfig, experiment: str, force: bool = False) -> dict:
+    """The unigram floor of a text table (`models.unigram.unigram_floor`): fitted on cfg's training documents and
+    scored on the test documents that get the IW-NLL (the first cfg.n_eval_nll); a `reference_record`."""
+    from skipvae.data import load_dataset
+    from skipvae.models.unigram import unigram_floor
+
+    settings = {"dataset": cfg.dataset, "profile": cfg.profile, "n_train": cfg.n_train, "n_valid": cfg.n_valid,
+                "n_test": cfg.n_test, "max_len": cfg.max_len, "n_eval_nll": cfg.n_eval_nll}
+    return reference_record(experiment, cfg.profile, "unigram", settings,
+                            lambda: unigram_floor(load_dataset(cfg), limit=cfg.n_eval_nll), force)

@@ -44,7 +44,8 @@ TABLE_METRICS = ("nll", "neg_elbo", "kl", "mi", "au_0.01", "au_0.02")  # a page'
 METRIC_LABELS = {"nll": "NLL", "neg_elbo": "-ELBO", "rec": "Rec.", "kl": "KL", "mi": "MI", "au_0.01": "AU (0.01)",
                  "au_0.02": "AU (0.02)", "nll_per_word": "NLL/word", "ppl": "PPL", "accuracy": "accuracy (%)",
                  "low": "low", "high": "high", "tsne_silhouette": "t-SNE silhouette", "elbo": "ELBO",
-                 "tsne_knn5_accuracy": "t-SNE 5-NN accuracy"}
+                 "tsne_knn5_accuracy": "t-SNE 5-NN accuracy",
+                 "neg_elbo_nll_examples": "-ELBO (NLL docs)"}
 SETTING_LABELS = {"dataset": "dataset", "arch": "decoder", "latent_dim": "latent dim", "dec_layers": "layers",
                   "model": "model", "profile": "profile"}
 RECORD_KEYS = ("status", "name", "config", "metrics")
