@@ -378,7 +378,7 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
     posteriors = ("", "_amortized") if sa else ("",)
     sums = {p: _ElboSums() for p in posteriors}
     nll_sum, nll_examples, nll_tokens, n_tokens, is_text = 0.0, 0, 0, 0, False
-    elbo_on_nll = _ElboSums()  # the ELBO of exactly the examples that get the IW-NLL
+    elbo_on_nll = 0.0  # the negative ELBO summed over exactly the examples that get the IW-NLL
     if getattr(model, "latent_dim", None) == 0:
         iw_samples = 1  # no latent variable (the language model): log p(x|z) = log p(x), one "sample" is exact
     timing = dict.fromkeys(("posterior", "neg_elbo", "nll", "mi", "au"), 0.0)
@@ -392,13 +392,12 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
                 mu0, logvar0 = model.encode(x)
                 q = {"": _refined(model, x, mu0, logvar0) if sa else (mu0, logvar0), "_amortized": (mu0, logvar0)}
             with _timed(timing, "neg_elbo"):
-                for p in posteriors:
-                    sums[p].add(model, x, *q[p])
+                neg_elbo = {p: sums[p].add(model, x, *q[p]) for p in posteriors}
             n_nll = x.shape[0] if n_eval_nll is None else min(x.shape[0], n_eval_nll - nll_examples)
             if n_nll > 0:
                 with _timed(timing, "nll"):
                     mu, logvar = q[""]
-                    elbo_on_nll.add(model, x[:n_nll], mu[:n_nll], logvar[:n_nll])
+                    elbo_on_nll += float(neg_elbo[""][:n_nll].sum())
                     lp = iw_log_marginal(model, x[:n_nll], iw_samples, iw_chunk, mu[:n_nll], logvar[:n_nll])
                     nll_sum -= lp.double().sum().item()
                     nll_examples += n_nll
@@ -407,7 +406,7 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
     n = sums[""].n
     out: dict = {"n_examples": n, "iw_samples": iw_samples, "nll_examples": nll_examples,
                  "nll": nll_sum / nll_examples if nll_examples else None, "seed": seed,
-                 "neg_elbo_nll_examples": elbo_on_nll.neg_elbo() if nll_examples else None}
+                 "neg_elbo_nll_examples": elbo_on_nll / nll_examples if nll_examples else None}
     for p in posteriors:
         s = sums[p]
         mu, logvar, z = s.stacked()
@@ -426,8 +425,7 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
         out["neg_elbo_per_word"] = out["neg_elbo"] * n / n_tokens
         out["nll_per_word"] = nll_sum / nll_tokens if nll_examples else None
         out["nll_tokens"] = nll_tokens
-        out["neg_elbo_per_word_nll_examples"] = (elbo_on_nll.neg_elbo() * nll_examples / nll_tokens
-                                                 if nll_examples else None)
+        out["neg_elbo_per_word_nll_examples"] = elbo_on_nll / nll_tokens if nll_examples else None
         out["ppl"] = math.exp(out["nll_per_word"]) if nll_examples else None
     timing["total"] = time.perf_counter() - t_start
     out["timing"] = timing
@@ -441,23 +439,22 @@ class _ElboSums:
         self.n, self.rec, self.kl_dim = 0, 0.0, None
         self.mus, self.logvars, self.zs = [], [], []
 
-    def add(self, model, x: Tensor, mu: Tensor, logvar: Tensor) -> None:
+    def add(self, model, x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+        """Add a batch; returns its negative ELBO per example [B] (float64, one z per example)."""
         _check_posterior(mu, logvar, batch=x.shape[0])
         z = sample_diag_gaussian(mu, logvar)
         log_lik = model.log_likelihood(x, z)
         if not torch.isfinite(log_lik).all():
             raise TrainingError("model.log_likelihood returned a non-finite value (NaN or inf): the model is "
                                 "broken (diverged weights?); evaluate an earlier checkpoint.")
-        kl_dim = gaussian_kl(mu, logvar).detach().double().sum(0).cpu()
+        kl = gaussian_kl(mu, logvar).detach().double()
+        kl_dim = kl.sum(0).cpu()
         self.kl_dim = kl_dim if self.kl_dim is None else self.kl_dim + kl_dim
         self.rec -= log_lik.double().sum().item()
         self.n += x.shape[0]
         for store, t in ((self.mus, mu), (self.logvars, logvar), (self.zs, z)):
             store.append(t.detach().cpu())
-
-    def neg_elbo(self) -> float:
-        """Mean negative ELBO, rec + KL, over the examples added so far."""
-        return (self.rec + float(self.kl_dim.sum())) / self.n
+        return (kl.sum(1) - log_lik.detach().double()).cpu()
 
     def stacked(self) -> tuple[Tensor, Tensor, Tensor]:
         return torch.cat(self.mus), torch.cat(self.logvars), torch.cat(self.zs)
