@@ -71,7 +71,7 @@ def add_train_parser(sub, shown: RunConfig | None = None) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="dataset (default: mnist)")
     p.add_argument("--arch", choices=ARCHS, default=None,
                    help="architecture: pixelcnn or mlp for images, lstm for yahoo (default: pixelcnn / lstm)")
-    p.add_argument("--model", choices=MODELS + tuple(MODEL_ALIASES), default="vae", metavar="{" + ",".join(MODELS) + "}",
+    p.add_argument("--model", type=lambda name: MODEL_ALIASES.get(name, name), choices=MODELS, default="vae",
                    help="model (default: vae); lm = the text decoder without z. The name sets --skip and --inference")
     p.add_argument("--skip", choices=["on", "off"], default=None, help="generative skip connections (overrides --model)")
     p.add_argument("--inference", choices=INFERENCES, default=None,

@@ -27,6 +27,7 @@ MODEL_AXES = {
     "lm": dict(skip=False, inference="none"),  # the decoder alone, no z (the baseline row of Table 4)
 }
 MODELS = tuple(MODEL_AXES)
+LATENT_MODELS = tuple(m for m, axes in MODEL_AXES.items() if axes["inference"] != "none")  # all but lm
 MODEL_ALIASES = {"skip_vae": "skip-vae", "sa_vae": "sa-vae", "skip_sa_vae": "skip-sa-vae", "savae": "sa-vae",
                  "skip-savae": "skip-sa-vae", "skipvae": "skip-vae"}
 PROFILES = ("smoke", "cpu", "paper")

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from skipvae.config import MODELS, RunConfig, ablation_config, make_config
+from skipvae.config import LATENT_MODELS, RunConfig, ablation_config, make_config
 from skipvae.errors import DataError
 from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit, read_json
 
@@ -204,9 +204,9 @@ def keeps_more_information(summary, skip: dict, base: dict) -> bool:
     return summary_value(summary, "mi", **skip)[0] - summary_value(summary, "mi", **base)[0] > 0.005
 
 
-def left_out_sentence(models, profile: str) -> str:
-    """The interpretation's sentence on the models (of MODELS) an execution did not train; '' if none."""
-    left_out = [m for m in MODELS if m not in models]
+def left_out_sentence(models, profile: str, among=LATENT_MODELS) -> str:
+    """The interpretation's sentence on the models (of `among`) an execution did not train; '' if none."""
+    left_out = [m for m in among if m not in models]
     if not left_out:
         return ""
     why = (": at the cpu profile an SA-VAE training step costs many VAE steps (`benchmarks/bench_models.py`), more "

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from skipvae.config import MODELS
+from skipvae.config import LATENT_MODELS, MODELS
 from skipvae.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ class Experiment:
     name: str
     title: str
     by: tuple[str, ...]  # the config columns that, with the profile, identify a row of the experiment's table
-    models: tuple[str, ...] = MODELS  # the models its notebook trains (the rows shown before any run exists)
+    models: tuple[str, ...] = LATENT_MODELS  # the models its notebook trains (the rows shown before any run exists)
     source: str = ""  # the source notebook's stem when it is not the experiment's name
 
     @property
@@ -77,7 +77,7 @@ class Experiment:
 EXPERIMENTS = {e.name: e for e in (
     Experiment("mnist", "MNIST", ("arch", "latent_dim", "dec_layers", "model")),
     Experiment("omniglot", "Omniglot", ("arch", "latent_dim", "dec_layers", "model")),
-    Experiment("yahoo", "Yahoo Answers", ("arch", "latent_dim", "dec_layers", "model")),
+    Experiment("yahoo", "Yahoo Answers", ("arch", "latent_dim", "dec_layers", "model"), models=MODELS),
     Experiment("latent_dim", "Latent dimension", ("dataset", "arch", "dec_layers", "model", "latent_dim"),
                models=("vae", "skip-vae"), source="ablation_latent_dim"),
     Experiment("depth", "Decoder depth", ("dataset", "arch", "latent_dim", "model", "dec_layers"),

@@ -15,7 +15,7 @@ def no_data(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["train", "--model", "vea"], "invalid choice: 'vea' (choose from 'vae', 'skip-vae', 'sa-vae', 'skip-sa-vae')"),
+    (["train", "--model", "vea"], "invalid choice: 'vea' (choose from 'vae', 'skip-vae', 'sa-vae', 'skip-sa-vae', 'lm')"),
     (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["train", "--profile", "huge"], "invalid choice: 'huge'"),
 ])

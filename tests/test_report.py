@@ -57,10 +57,11 @@ def test_not_run_state(tmp_path):
     df = report.load_runs("mnist", tmp_path)
     assert df.empty and {"model", "profile", "seed"} <= set(df.columns)
     table, constants = report.experiment_table("mnist", tmp_path)
-    assert list(table["model"]) == list(report.MODELS) and constants == {}
+    assert list(table["model"]) == list(report.LATENT_MODELS) and constants == {}  # no language model on MNIST
+    assert list(report.experiment_table("yahoo", tmp_path)[0]["model"]) == list(report.MODELS)
     assert (table["MI"] == "not run yet").all() and (table["NLL"] == "not run yet").all()
     assert report.run_status("mnist", tmp_path) == {"n_runs": 0, "profiles": [], "by_profile": {},
-                                                    "missing": list(report.MODELS), "notebook": False,
+                                                    "missing": list(report.LATENT_MODELS), "notebook": False,
                                                     "ran": False}
     assert not report.run_status("theory", tmp_path)["ran"]
     assert report.summary_table(df, ("model",), ["mi"]).empty
@@ -146,7 +147,7 @@ def test_experiment_table_shows_runs_with_settings_that_vary(tmp_path):
     assert len(table) == 4 and list(table["latent dim"]) == ["8", "16", "8", "16"]
     assert list(table["model"]) == ["vae", "vae", "skip-vae", "skip-vae"]
     assert list(table["MI"]) == ["1.00", "2.00", "1.00", "2.00"] and list(table["AU (0.01)"]) == ["3.0"] * 4
-    assert constants == {"dataset": "mnist", "arch": "pixelcnn", "dec_layers": 8}
+    assert constants == {"dataset": "mnist", "arch": "pixelcnn", "dec_layers": 9}
 
 
 def test_provenance_and_timing_tables(tmp_path):
