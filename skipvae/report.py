@@ -368,7 +368,8 @@ def paper_numbers(path: str | Path | None = None) -> dict:
         table = pd.DataFrame(spec["rows"])
         table.attrs = {"experiment": spec["experiment"], "source": data["sources"][spec["source"]],
                        "setting": spec.get("setting", ""), "units": spec.get("units", ""),
-                       "columns": list(spec["columns"]), "keys": list(spec.get("keys", ["model"]))}
+                       "columns": list(spec["columns"]), "keys": list(spec.get("keys", ["model"])),
+                       "fixed": dict(spec.get("fixed") or {})}
         tables[name] = table
     return {"sources": data["sources"], "claims": data["claims"], "tables": tables}
 
@@ -381,8 +382,9 @@ def paper_tables(experiment_name: str, path: str | Path | None = None) -> dict:
 def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None = None, where: dict | None = None,
                  path: str | Path | None = None) -> pd.DataFrame:
     """A paper table (`paper_numbers()['tables'][name]`, e.g. 'table1') with the same rows and columns, each cell
-    'paper | ours' where ours is mean ± sd over seeds of the runs whose key columns match the row (one profile:
-    the largest in `runs`). Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
+    'paper | ours' where ours is mean ± sd over seeds of the runs whose key columns match the row and that share the
+    table's fixed settings (e.g. 9 PixelCNN layers; not required of smoke runs, which test the code), at one profile:
+    the largest in `runs`. Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
     appended with an empty paper side, e.g. the unigram floor of a text table. `where` keeps the paper rows with
     these key values only (e.g. {'latent_dim': 20})."""
     quoted = paper_numbers(path)["tables"][name]
@@ -392,6 +394,9 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     keys, columns = attrs["keys"], attrs["columns"]
     profile = best_profile(runs) if len(runs) else None
     mine = runs[runs["profile"] == profile] if profile else runs
+    if profile != "smoke":
+        for k, v in attrs["fixed"].items():
+            mine = mine[mine[k] == v] if k in mine.columns else mine.iloc[:0]
     rows = []
     for _, paper_row in quoted.iterrows():
         match = mine

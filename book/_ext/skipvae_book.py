@@ -6,6 +6,7 @@ Directives (in MyST pages: ```{name} argument```):
     results-table <experiment>         mean ± std over seeds per setting; option :metrics: nll,kl,mi,...
     classification-table               MNIST accuracies from posterior means beside the paper's (claim 4)
     paper-table <name>                 a table quoted from book/paper_numbers.yaml, with its source
+    paper-beside <name>                a paper table rebuilt beside ours, same rows and columns; :where: key=value
     results-figure <experiment>        :plot: summary | latent_dim | dec_layers (drawn from the records), or
                                        :file: <name>.png (a figure of the executed notebook); the content is the
                                        'what to notice' sentence, the caption adds the profile and the seeds
@@ -216,6 +217,26 @@ class PaperTable(ResultsDirective):
             for v in (t[c] if c in t.columns else [None] * len(t))] for c in t.attrs["columns"]}})
         caption = f"Quoted from {t.attrs['source']} {t.attrs['setting']} Units: {t.attrs['units']}."
         return [table_node(shown, ["skipvae-quoted"], caption, f"quoted-{self.arguments[0]}")]
+
+
+class PaperBeside(ResultsDirective):
+    """A paper table rebuilt beside ours (report.side_by_side): same rows and columns, 'not yet run' where missing."""
+    required_arguments = 1
+    option_spec = {"where": directives.unchanged}
+
+    def make(self):
+        tables = report.paper_numbers()["tables"]
+        name = self.arguments[0]
+        if name not in tables or "keys" not in tables[name].attrs:
+            raise self.error(f"no quoted table {name!r} in paper_numbers.yaml; known: {', '.join(tables)}")
+        where = {}
+        for item in self.options.get("where", "").split():
+            key, _, value = item.partition("=")
+            where[key] = int(value) if value.isdigit() else value
+        table = report.side_by_side(report.load_runs(tables[name].attrs["experiment"]), name, where=where)
+        caption = (f"{table.attrs['setting']} Paper: quoted from {table.attrs['source']} Ours: mean ± std over seeds "
+                   f"at the {table.attrs['profile']} profile. Units: {table.attrs['units']}.")
+        return [table_node(table, ["skipvae-results", "skipvae-beside"], caption, f"beside-{name}")]
 
 
 class ResultsFigure(ResultsDirective):
@@ -537,6 +558,7 @@ def drop_external_scripts(app, pagename, templatename, context, doctree) -> None
 def setup(app):
     for name, directive in {"results-status": ResultsStatus, "results-table": ResultsTable,
                             "classification-table": ClassificationTable, "paper-table": PaperTable,
+                            "paper-beside": PaperBeside,
                             "results-figure": ResultsFigure, "theory-table": TheoryTable,
                             "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,
                             "provenance-table": ProvenanceTable, "timing-table": TimingTable}.items():
