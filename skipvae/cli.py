@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from skipvae.config import ARCHS, DATASETS, MODELS, PROFILES, RunConfig, make_config
-from skipvae.errors import SkipVAEError
+from skipvae.errors import ConfigError, SkipVAEError
+from skipvae.params import check_device, check_param
 
 TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profile's value
     "latent_dim": (int, "latent dimension (paper: 20 images, 32 text)"),
@@ -72,6 +73,8 @@ def cmd_train(args) -> int:
     from skipvae.train import train
 
     cfg = config_from_args(args)  # validated before any data is loaded
+    check_device(args.device)
+    check_param("time_budget", args.time_budget, "optional_positive_float")
     run_dir = Path(args.out) / cfg.run_name()
     record = train(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                    time_budget_s=args.time_budget)
@@ -84,13 +87,15 @@ def cmd_evaluate(args) -> int:
     path = Path(args.checkpoint)
     if not path.is_file():
         raise SkipVAEError(f"no checkpoint at {path}; give the path of a run's best.pt or last.pt")
+    check_param("iw_samples", args.iw_samples, "optional_positive_int")
+    check_device(args.device)
     from skipvae.metrics import evaluate
     from skipvae.records import atomic_write_json
     from skipvae.train import build, load_checkpoint
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path)  # DataError naming the file if it is damaged or not a checkpoint
     cfg = RunConfig.from_dict(ckpt["config"]).validate()
-    if args.iw_samples:
+    if args.iw_samples is not None:
         cfg.iw_samples = args.iw_samples
     data, model = build(cfg, data_dir=args.data_dir, device=args.device)
     model.load_state_dict(ckpt["model"])
@@ -123,9 +128,20 @@ def cmd_data(args) -> int:
 def cmd_sweep(args) -> int:
     from skipvae.sweep import run_sweep
 
+    check_param("piece_seconds", args.piece_seconds, "positive_float")
+    slurm = parse_slurm(args.slurm or [])
     run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
-              time_budget_s=args.piece_seconds, slurm=dict(kv.split("=", 1) for kv in args.slurm or []))
+              time_budget_s=args.piece_seconds, slurm=slurm)
     return 0
+
+
+def parse_slurm(pairs: list[str]) -> dict:
+    """{key: value} of the --slurm KEY=VALUE arguments; ConfigError for one without '='."""
+    for kv in pairs:
+        key, eq, _ = kv.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--slurm {kv!r} is impossible: give KEY=VALUE, e.g. slurm_partition=gpu")
+    return dict(kv.split("=", 1) for kv in pairs)
 
 
 def make_parser() -> argparse.ArgumentParser:

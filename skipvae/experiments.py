@@ -19,7 +19,7 @@ from pathlib import Path
 
 from skipvae.config import MODELS, RunConfig, ablation_config, make_config
 from skipvae.errors import DataError
-from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit, read_json
+from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, finished_record, git_commit
 
 
 def default_profile() -> str:
@@ -37,16 +37,6 @@ def results_dir(experiment: str, profile: str) -> Path:
 
 def runs_dir(experiment: str) -> Path:
     return Path(os.environ.get("SKIPVAE_RUNS", REPO_ROOT / "runs")) / experiment
-
-
-def finished_record(cfg: RunConfig, path: Path) -> dict | None:
-    """The stored record at `path` if it is finished and its config is identical to `cfg`."""
-    if not path.exists():
-        return None
-    record = read_json(path)
-    if record.get("status") == "finished" and record.get("config") == cfg.to_dict():
-        return record
-    return None
 
 
 def run_all(configs: list[RunConfig], experiment: str, force: bool = False, progress: bool = True,
