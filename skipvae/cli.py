@@ -110,6 +110,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_data(args) -> int:
     from skipvae.data import all_required_ok, check_data, fetch_data, fetch_target_dir, format_check_table
+    from skipvae.data.fetch import ensure_data
 
     if args.action == "check":
         rows = check_data(args.data_dir)
@@ -118,6 +119,10 @@ def cmd_data(args) -> int:
             print("\nsome files are not OK: run `python -m skipvae data fetch` on a machine with internet, "
                   "or point SKIPVAE_DATA at a verified copy.", file=sys.stderr)
             return 1
+        return 0
+    if args.action == "ensure":
+        root, written = ensure_data(args.data_dir)
+        print(f"data OK in {root}" + (f" (fetched {len(written)} file(s))" if written else ""))
         return 0
     dest = fetch_target_dir(args.data_dir)
     paths = fetch_data(dest)
@@ -149,8 +154,9 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="check or fetch the datasets")
-    d.add_argument("action", choices=["check", "fetch"],
-                   help="check: verify every file by sha256; fetch: download from the public sources")
+    d.add_argument("action", choices=["check", "fetch", "ensure"],
+                   help="check: verify every file by sha256; fetch: download from the public sources; "
+                        "ensure: fetch (into --data-dir, else ./data) only if no verified data folder is found")
     d.add_argument("--data-dir", default=None, help="data folder (default: $SKIPVAE_DATA, ./data, ../shared/data)")
 
     add_train_parser(sub)
