@@ -166,14 +166,26 @@ def _shown(value):
 
 def save_figure(fig, experiment: str, profile: str, name: str, caption: str, seeds=()) -> Path:
     """Write `fig` to <results_dir>/figures/<name>.png and {caption, profile, seeds, git_commit} to <name>.json
-    (the book's caption and the code that drew it), both atomically; returns the PNG's path."""
+    (the book's caption and the code that drew it), both atomically; returns the PNG's path.
+
+    The PNG has no timestamp or software tag, and a figure whose image and caption are unchanged is not rewritten
+    (its git_commit stays the commit that first drew it), so a re-execution that changes nothing changes no file."""
     folder = results_dir(experiment, profile) / "figures"
+    png, caption_path = folder / f"{name}.png", folder / f"{name}.json"
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    path = atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
-    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds), "git_commit": git_commit()}
-    atomic_write_bytes(folder / f"{name}.json", (json.dumps(meta, indent=1) + "\n").encode())
-    return path
+    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds)}
+    if png.exists() and caption_path.exists() and png.read_bytes() == buf.getvalue():
+        try:
+            old = json.loads(caption_path.read_text())
+        except ValueError:
+            old = {}
+        if {k: v for k, v in old.items() if k != "git_commit"} == meta:
+            return png
+    atomic_write_bytes(png, buf.getvalue())
+    meta["git_commit"] = git_commit()
+    atomic_write_bytes(caption_path, (json.dumps(meta, indent=1) + "\n").encode())
+    return png
 
 
 def summary_value(summary, metric: str, **where) -> tuple[float, float]:

@@ -10,6 +10,8 @@ from skipvae.config import make_config
 from skipvae.errors import ConfigError, TrainingError
 from skipvae.train import LAST, RECORD, TrainState, kl_weight, load_checkpoint, train, update_lr_schedule
 
+pytestmark = pytest.mark.usefixtures("synthetic_data")  # logic, not the real files
+
 
 def smoke(**kw):
     return make_config("mnist", kw.pop("model", "vae"), "smoke", n_train=50, n_valid=25, n_test=25, **kw)
