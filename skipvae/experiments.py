@@ -12,6 +12,7 @@ changes relative to the paper) and `save_figure` (a figure and its caption file 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -231,6 +232,20 @@ def claim_summary(claim: int, checks, profile: str) -> str:
             f"comparison{'s' * (n > 1)}).")
 
 
+@contextlib.contextmanager
+def fixed_jitter(seed: int = 0):
+    """Seed numpy's global generator for the block (seaborn's stripplot jitters the dots with it), then restore it:
+    the same data gives the same figure, byte for byte."""
+    import numpy as np
+
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
     """One panel per metric: bars = mean over seeds with the standard deviation, dots = the single seeds."""
     import matplotlib.pyplot as plt
@@ -242,7 +257,8 @@ def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
     for ax, m in zip(axes[0], metrics):
         sns.barplot(data=runs, x=x, y=m, hue=hue, errorbar="sd", capsize=0.1, alpha=0.8, ax=ax)
         dots = dict(hue=hue, dodge=True, palette="dark:black") if hue else dict(color="black")
-        sns.stripplot(data=runs, x=x, y=m, size=3, legend=False, ax=ax, **dots)
+        with fixed_jitter():
+            sns.stripplot(data=runs, x=x, y=m, size=3, legend=False, ax=ax, **dots)
         ax.set(title=METRIC_LABELS.get(m, m), xlabel="", ylabel="")
         ax.tick_params(axis="x", rotation=30)
         if ax is not axes[0][0] and ax.get_legend() is not None:

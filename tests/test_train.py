@@ -92,6 +92,15 @@ def test_nonfinite_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path, monk
         assert torch.equal(before["model"][k], after["model"][k])
 
 
+def test_nonfinite_loss_in_the_first_epoch_does_not_promise_a_checkpoint(tmp_path, monkeypatch):
+    import skipvae.train as engine
+
+    monkeypatch.setattr(engine.torch, "isfinite", lambda t: torch.tensor(False))  # every loss is "non-finite"
+    with pytest.raises(TrainingError, match="at epoch 1, step 1; no epoch had finished") as err:
+        train(smoke(epochs=1), tmp_path / "r", progress=False)
+    assert "checkpoint" not in str(err.value) and not (tmp_path / "r" / LAST).exists()
+
+
 def test_kl_warmup_is_linear_then_one():
     cfg = make_config("yahoo", "vae", "paper")  # 10 warm-up epochs from 0.1
     assert kl_weight(cfg, 0, 0, 100) == pytest.approx(0.1)
