@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book browser-deps test test-all clean-book
+.PHONY: setup book browser-deps data test test-all clean-book
 
 setup: $(STAMP) book/_assets/mathjax/tex-chtml-full.js
 
@@ -32,7 +32,12 @@ browser-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation; \
 	fi
 
-TEST_DEPS := $(STAMP) book/_assets/mathjax/tex-chtml-full.js browser-deps
+TEST_DEPS := $(STAMP) data book/_assets/mathjax/tex-chtml-full.js browser-deps
+
+# The data: the folder found ($$SKIPVAE_DATA, ./data, ../shared/data) if every file passes its sha256, else
+# fetched into ./data; offline this stops within seconds with the fetch's message.
+data: $(STAMP)
+	$(BIN)/python -m skipvae data ensure
 
 # Unit tests, the book build + browser test, then every source notebook under nbval at the smoke profile.
 test: $(TEST_DEPS)

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from skipvae.config import ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, PROFILES, RunConfig, make_config
-from skipvae.errors import SkipVAEError
+from skipvae.errors import ConfigError, SkipVAEError
+from skipvae.params import check_device, check_param
 
 TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profile's value
     "latent_dim": (int, "latent dimension (paper: 20 images, 32 text)"),
@@ -99,6 +100,8 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print(json.dumps(cfg.to_dict(), indent=1))
         return 0
+    check_device(args.device)
+    check_param("time_budget", args.time_budget, "optional_positive_float")
     run_dir = Path(args.out) / cfg.run_name()
     record = train(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                    time_budget_s=args.time_budget)
@@ -111,13 +114,15 @@ def cmd_evaluate(args) -> int:
     path = Path(args.checkpoint)
     if not path.is_file():
         raise SkipVAEError(f"no checkpoint at {path}; give the path of a run's best.pt or last.pt")
+    check_param("iw_samples", args.iw_samples, "optional_positive_int")
+    check_device(args.device)
     from skipvae.metrics import evaluate
     from skipvae.records import atomic_write_json
     from skipvae.train import build, load_checkpoint
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path)  # DataError naming the file if it is damaged or not a checkpoint
     cfg = RunConfig.from_dict(ckpt["config"]).validate()
-    if args.iw_samples:
+    if args.iw_samples is not None:
         cfg.iw_samples = args.iw_samples
     data, model = build(cfg, data_dir=args.data_dir, device=args.device)
     model.load_state_dict(ckpt["model"])
@@ -132,6 +137,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_data(args) -> int:
     from skipvae.data import all_required_ok, check_data, fetch_data, fetch_target_dir, format_check_table
+    from skipvae.data.fetch import ensure_data
 
     if args.action == "check":
         rows = check_data(args.data_dir)
@@ -140,6 +146,10 @@ def cmd_data(args) -> int:
             print("\nsome files are not OK: run `python -m skipvae data fetch` on a machine with internet, "
                   "or point SKIPVAE_DATA at a verified copy.", file=sys.stderr)
             return 1
+        return 0
+    if args.action == "ensure":
+        root, written = ensure_data(args.data_dir)
+        print(f"data OK in {root}" + (f" (fetched {len(written)} file(s))" if written else ""))
         return 0
     dest = fetch_target_dir(args.data_dir)
     paths = fetch_data(dest)
@@ -150,9 +160,20 @@ def cmd_data(args) -> int:
 def cmd_sweep(args) -> int:
     from skipvae.sweep import run_sweep
 
+    check_param("piece_seconds", args.piece_seconds, "positive_float")
+    slurm = parse_slurm(args.slurm or [])
     run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
-              time_budget_s=args.piece_seconds, slurm=dict(kv.split("=", 1) for kv in args.slurm or []))
+              time_budget_s=args.piece_seconds, slurm=slurm)
     return 0
+
+
+def parse_slurm(pairs: list[str]) -> dict:
+    """{key: value} of the --slurm KEY=VALUE arguments; ConfigError for one without '='."""
+    for kv in pairs:
+        key, eq, _ = kv.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--slurm {kv!r} is impossible: give KEY=VALUE, e.g. slurm_partition=gpu")
+    return dict(kv.split("=", 1) for kv in pairs)
 
 
 def make_parser(argv=None) -> argparse.ArgumentParser:
@@ -160,8 +181,9 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="check or fetch the datasets")
-    d.add_argument("action", choices=["check", "fetch"],
-                   help="check: verify every file by sha256; fetch: download from the public sources")
+    d.add_argument("action", choices=["check", "fetch", "ensure"],
+                   help="check: verify every file by sha256; fetch: download from the public sources; "
+                        "ensure: fetch (into --data-dir, else ./data) only if no verified data folder is found")
     d.add_argument("--data-dir", default=None, help="data folder (default: $SKIPVAE_DATA, ./data, ../shared/data)")
 
     add_train_parser(sub, profile_config(argv if argv is not None else sys.argv[1:]))

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from skipvae.errors import ConfigError
+from skipvae.params import check_fields
 
 DATASETS = ("mnist", "omniglot", "yahoo")
 ARCHS = ("pixelcnn", "mlp", "lstm")
@@ -115,6 +116,7 @@ class RunConfig:
         return list(self.dec_kernels) if self.dec_kernels is not None else [3] * self.dec_layers
 
     def validate(self) -> "RunConfig":
+        check_fields(self)  # types and ranges of every field (skipvae.params)
         _choice("dataset", self.dataset, DATASETS)
         _choice("inference", self.inference, INFERENCES)
         _choice("objective", self.objective, OBJECTIVES)

@@ -12,6 +12,7 @@ changes relative to the paper) and `save_figure` (a figure and its caption file 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from skipvae.config import LATENT_MODELS, RunConfig, ablation_config, make_config
 from skipvae.errors import DataError
-from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit, read_json
+from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, finished_record, git_commit
 
 
 def default_profile() -> str:
@@ -37,16 +38,6 @@ def results_dir(experiment: str, profile: str) -> Path:
 
 def runs_dir(experiment: str) -> Path:
     return Path(os.environ.get("SKIPVAE_RUNS", REPO_ROOT / "runs")) / experiment
-
-
-def finished_record(cfg: RunConfig, path: Path) -> dict | None:
-    """The stored record at `path` if it is finished and its config is identical to `cfg`."""
-    if not path.exists():
-        return None
-    record = read_json(path)
-    if record.get("status") == "finished" and record.get("config") == cfg.to_dict():
-        return record
-    return None
 
 
 def run_all(configs: list[RunConfig], experiment: str, force: bool = False, progress: bool = True,
@@ -176,14 +167,26 @@ def _shown(value):
 
 def save_figure(fig, experiment: str, profile: str, name: str, caption: str, seeds=()) -> Path:
     """Write `fig` to <results_dir>/figures/<name>.png and {caption, profile, seeds, git_commit} to <name>.json
-    (the book's caption and the code that drew it), both atomically; returns the PNG's path."""
+    (the book's caption and the code that drew it), both atomically; returns the PNG's path.
+
+    The PNG has no timestamp or software tag, and a figure whose image and caption are unchanged is not rewritten
+    (its git_commit stays the commit that first drew it), so a re-execution that changes nothing changes no file."""
     folder = results_dir(experiment, profile) / "figures"
+    png, caption_path = folder / f"{name}.png", folder / f"{name}.json"
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    path = atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
-    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds), "git_commit": git_commit()}
-    atomic_write_bytes(folder / f"{name}.json", (json.dumps(meta, indent=1) + "\n").encode())
-    return path
+    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds)}
+    if png.exists() and caption_path.exists() and png.read_bytes() == buf.getvalue():
+        try:
+            old = json.loads(caption_path.read_text())
+        except ValueError:
+            old = {}
+        if {k: v for k, v in old.items() if k != "git_commit"} == meta:
+            return png
+    atomic_write_bytes(png, buf.getvalue())
+    meta["git_commit"] = git_commit()
+    atomic_write_bytes(caption_path, (json.dumps(meta, indent=1) + "\n").encode())
+    return png
 
 
 def summary_value(summary, metric: str, **where) -> tuple[float, float]:
@@ -229,6 +232,20 @@ def claim_summary(claim: int, checks, profile: str) -> str:
             f"comparison{'s' * (n > 1)}).")
 
 
+@contextlib.contextmanager
+def fixed_jitter(seed: int = 0):
+    """Seed numpy's global generator for the block (seaborn's stripplot jitters the dots with it), then restore it:
+    the same data gives the same figure, byte for byte."""
+    import numpy as np
+
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
     """One panel per metric: bars = mean over seeds with the standard deviation, dots = the single seeds."""
     import matplotlib.pyplot as plt
@@ -240,7 +257,8 @@ def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
     for ax, m in zip(axes[0], metrics):
         sns.barplot(data=runs, x=x, y=m, hue=hue, errorbar="sd", capsize=0.1, alpha=0.8, ax=ax)
         dots = dict(hue=hue, dodge=True, palette="dark:black") if hue else dict(color="black")
-        sns.stripplot(data=runs, x=x, y=m, size=3, legend=False, ax=ax, **dots)
+        with fixed_jitter():
+            sns.stripplot(data=runs, x=x, y=m, size=3, legend=False, ax=ax, **dots)
         ax.set(title=METRIC_LABELS.get(m, m), xlabel="", ylabel="")
         ax.tick_params(axis="x", rotation=30)
         if ax is not axes[0][0] and ax.get_legend() is not None:

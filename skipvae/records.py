@@ -6,10 +6,13 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+from skipvae.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,14 +38,17 @@ def atomic_write_json(path: str | Path, obj) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False, default=_jsonable) + "\n").encode())
 
 
-def atomic_torch_save(obj, path: str | Path) -> Path:
-    """torch.save to a temporary file, then rename: an interrupted save leaves the previous file intact."""
+def atomic_torch_save(obj, path: str | Path, previous: str | Path | None = None) -> Path:
+    """torch.save to a temporary file, then rename: an interrupted save leaves the previous file intact.
+    With `previous`, the file being replaced is first moved there (a fallback if the new one gets damaged)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,8 +57,44 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
 
 
 def read_json(path: str | Path):
-    with open(path) as f:
-        return json.load(f)
+    """The JSON object in `path`; DataError naming the file if it is not valid JSON (e.g. truncated)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is damaged: not valid JSON ({e.__class__.__name__}: {e}); it was probably "
+                        f"truncated by an interrupted write.") from None
+
+
+def note(message: str) -> None:
+    """Tell the user what was done about a damaged or busy file (stderr)."""
+    print(f"skipvae: {message}", file=sys.stderr, flush=True)
+
+
+def finished_record(cfg, path: str | Path) -> dict | None:
+    """The record at `path` if it is finished and its config is identical to `cfg` (a RunConfig), else None;
+    a damaged record is reported and counts as unfinished, so the run rebuilds it."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        record = read_json(path)
+    except DataError as err:
+        note(f"{err}; it will be rebuilt")
+        return None
+    if isinstance(record, dict) and record.get("status") == "finished" and record.get("config") == cfg.to_dict():
+        return record
+    return None
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that an interrupted atomic write left in `folder` (call only while no other
+    process writes there, e.g. under the run lock); returns the paths removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def _jsonable(x):

@@ -24,7 +24,7 @@ import yaml
 
 from skipvae.config import RunConfig, make_config
 from skipvae.errors import ConfigError
-from skipvae.records import read_json
+from skipvae.records import finished_record
 from skipvae.train import RECORD
 
 EXECUTORS = ("local", "submitit-local", "slurm")
@@ -53,6 +53,12 @@ def expand_sweep(spec: dict, default_name: str = "sweep") -> Sweep:
     if not isinstance(spec, dict) or not set(spec) <= {"name", "base", "grid"}:
         raise ConfigError("a sweep file is a mapping with keys name, base and grid; got "
                           f"{sorted(spec) if isinstance(spec, dict) else type(spec).__name__}")
+    for key in ("base", "grid"):
+        if not isinstance(spec.get(key) or {}, dict):
+            raise ConfigError(f"sweep {key}={spec[key]!r} is impossible: it must be a mapping of config "
+                              f"options to values, e.g. {key}: {{model: vae, seed: 0}}")
+    if not isinstance(spec.get("name", ""), (str, type(None))):
+        raise ConfigError(f"sweep name={spec['name']!r} is impossible: it must be a string")
     base = dict(spec.get("base") or {})
     grid = dict(spec.get("grid") or {})
     for key, values in grid.items():
@@ -64,7 +70,10 @@ def expand_sweep(spec: dict, default_name: str = "sweep") -> Sweep:
         dataset = values.pop("dataset", "mnist")
         model = values.pop("model", "vae")
         profile = values.pop("profile", "paper")
-        cfg = make_config(dataset, model, profile, **values)
+        try:
+            cfg = make_config(dataset, model, profile, **values)
+        except ConfigError as err:
+            raise ConfigError(f"sweep run {dict(zip(grid, combo)) or base}: {err}") from None
         if cfg.key() not in seen:
             seen.add(cfg.key())
             configs.append(cfg)
@@ -72,11 +81,7 @@ def expand_sweep(spec: dict, default_name: str = "sweep") -> Sweep:
 
 
 def is_finished(cfg: RunConfig, run_dir: Path) -> bool:
-    path = run_dir / RECORD
-    if not path.exists():
-        return False
-    record = read_json(path)
-    return record.get("status") == "finished" and record.get("config") == cfg.to_dict()
+    return finished_record(cfg, run_dir / RECORD) is not None
 
 
 def run_piece(cfg_dict: dict, run_dir: str, time_budget_s: float | None, data_dir=None,

@@ -2,18 +2,29 @@
 
 A run lives in its own directory:
     last.pt      checkpoint after the last finished epoch (model, optimizer, RNG, history), written atomically
+    last.prev.pt the checkpoint of the epoch before (the fallback if last.pt is damaged)
     best.pt      the model with the best validation negative ELBO so far
     record.json  the final record: config, test metrics, curves, best epoch, provenance, wall time
 
 `train(cfg, run_dir)` resumes from `last.pt` when it exists, and an interrupted-then-resumed run ends with
 exactly the numbers of an uninterrupted one on CPU: data order and binarization depend only on (seed, epoch),
 and the torch RNG state (reparameterization noise, dropout) is saved with every checkpoint.
+
+Damage is survived or reported: a run folder is locked while a process trains in it (`.lock`), temporary files
+of interrupted writes are removed when a run starts, a checkpoint that does not load is reported by path and
+reason and the run falls back to `last.prev.pt` or starts over, and a damaged record is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
+import os
+import pickle
+import socket
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +32,13 @@ import torch
 from tqdm import tqdm
 
 from skipvae.config import RunConfig
-from skipvae.errors import ConfigError, TrainingError
-from skipvae.records import atomic_torch_save, atomic_write_json, provenance, read_json
+from skipvae.errors import ConfigError, DataError, TrainingError
+from skipvae.params import check_device
+from skipvae.records import (atomic_torch_save, atomic_write_json, finished_record, note, provenance,
+                             remove_stale_temporaries)
 
-LAST, BEST, RECORD = "last.pt", "best.pt", "record.json"
+LAST, PREV, BEST, RECORD, LOCK = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock"
+CHECKPOINT_KEYS = ("config", "model", "optimizer", "state", "torch_rng", "cuda_rng")
 
 
 @dataclass
@@ -43,7 +57,8 @@ class TrainState:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    if device:
+    """`device` if this machine has it (ConfigError otherwise), else cuda when available, else cpu."""
+    if check_device(device):
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -90,8 +105,9 @@ def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progre
             out = model(x, beta=beta)
         loss = out["loss"].float()
         if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}; the last "
-                                f"good checkpoint (end of epoch {epoch}) is kept. Lower --lr or check the data.")
+            kept = f"the last good checkpoint (end of epoch {epoch}) is kept" if epoch else "no epoch had finished"
+            raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}; {kept}. "
+                                f"Lower --lr or check the data.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -124,6 +140,7 @@ def validate(model, data, cfg: RunConfig, device, split: str = "valid") -> dict:
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: RunConfig) -> None:
+    """last.pt of this epoch; the one it replaces becomes last.prev.pt."""
     atomic_torch_save({
         "config": cfg.to_dict(),
         "model": model.state_dict(),
@@ -131,25 +148,82 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: Run
         "state": vars(state),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }, run_dir / LAST)
+    }, run_dir / LAST, previous=run_dir / PREV)
 
 
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    """Load a checkpoint safely (weights_only=True: tensors and plain containers only)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) -> dict:
+    """Load a checkpoint safely (weights_only=True: tensors and plain containers only).
+
+    A file that is missing, empty, truncated or not a skipvae checkpoint raises DataError naming it and why."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except EOFError:
+        raise DataError(f"{path} is not a readable checkpoint: the file is empty") from None
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{path} is not a readable checkpoint: it is truncated or not a PyTorch file") from None
+        if isinstance(e, pickle.UnpicklingError):
+            raise DataError(f"{path} is not a skipvae checkpoint: it holds objects other than tensors and plain "
+                            f"containers, which a safe load refuses") from None
+        raise DataError(f"{path} is not a readable checkpoint: it is damaged "
+                        f"({str(e).splitlines()[0][:120]})") from None
+    missing = [k for k in keys if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise DataError(f"{path} is not a skipvae checkpoint: it lacks {missing}")
+    return ckpt
 
 
-def restore(run_dir: Path, cfg: RunConfig, model, optimizer, device) -> TrainState:
-    ckpt = load_checkpoint(run_dir / LAST, map_location=device)
-    if ckpt["config"] != cfg.to_dict():
-        raise ConfigError(f"{run_dir / LAST} was written by a different config; use a new output directory "
-                          f"or delete it to start over.")
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    torch.set_rng_state(ckpt["torch_rng"].cpu())
-    if ckpt["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
-    return TrainState(**ckpt["state"])
+def restore(run_dir: Path, cfg: RunConfig, model, optimizer, device) -> TrainState | None:
+    """Load the newest checkpoint that is intact (last.pt, else last.prev.pt) into model and optimizer and return
+    its state; None when there is none (a damaged one is reported and deleted, and the run starts over)."""
+    for name, fallback in ((LAST, f"falling back to {PREV}"), (PREV, "starting over from epoch 0")):
+        path = run_dir / name
+        if not path.exists():
+            if name == LAST and (run_dir / PREV).exists():
+                note(f"{path} is missing (interrupted while being replaced); {fallback}")
+            continue
+        try:
+            ckpt = load_checkpoint(path, map_location=device, keys=CHECKPOINT_KEYS)
+        except DataError as err:
+            more = fallback if name == PREV or (run_dir / PREV).exists() else "starting over from epoch 0"
+            note(f"{err}; deleting it and {more}")
+            path.unlink()
+            continue
+        if ckpt["config"] != cfg.to_dict():
+            raise ConfigError(f"{path} was written by a different config; use a new output directory "
+                              f"or delete it to start over.")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if ckpt["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
+        state = TrainState(**ckpt["state"])
+        if name == PREV:
+            note(f"resuming from {path} (end of epoch {state.epoch})")
+        return state
+    return None
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold run_dir/.lock (an exclusive flock, released when the process ends, even by kill -9) while training;
+    TrainingError naming the holder when another process has it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise TrainingError(f"{run_dir} is in use: {holder} is training in it. Wait for it to finish (or stop "
+                                f"it), then run again.") from None
+        f.truncate(0)
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        f.flush()
+        yield
 
 
 def update_lr_schedule(cfg: RunConfig, state: TrainState, improved: bool, optimizer) -> None:
@@ -172,25 +246,34 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
 
     A call trains one *piece*: it stops cleanly at an epoch boundary once `max_epochs` epochs were trained in
     this call, or when the next epoch would overrun `time_budget_s`; it then returns {'status': 'paused'} and a
-    later call resumes from run_dir/last.pt.
+    later call resumes from run_dir/last.pt. Only one process at a time trains in a run folder (run_lock).
     """
     cfg.validate()
+    device = pick_device(device)  # a device this machine has, checked before any data loads
     run_dir = Path(run_dir)
-    record_path = run_dir / RECORD
-    if record_path.exists():
-        record = read_json(record_path)
-        if record.get("config") == cfg.to_dict() and record.get("status") == "finished":
-            return record
+    record = finished_record(cfg, run_dir / RECORD)
+    if record is not None:
+        return record
+    with run_lock(run_dir):
+        for tmp in remove_stale_temporaries(run_dir):
+            note(f"removed {tmp}, a temporary file left by an interrupted write")
+        return _train_piece(cfg, run_dir, data_dir, device, progress, time_budget_s, evaluate_test, max_epochs)
+
+
+def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time_budget_s, evaluate_test,
+                 max_epochs) -> dict:
     started = time.time()
-    device = pick_device(device)
     origin = provenance(cfg.seed, cfg.profile, device)  # the code as it was when this piece started
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     data, model = build(cfg, data_dir=data_dir, device=device)
+    if cfg.batch_size > data.num_examples("train"):
+        raise ConfigError(f"batch_size={cfg.batch_size} is impossible: the training split has only "
+                          f"{data.num_examples('train')} examples; use --batch-size {data.num_examples('train')} "
+                          f"or less.")
     optimizer = make_optimizer(cfg, model)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / LAST).exists():
-        state = restore(run_dir, cfg, model, optimizer, device)
-    else:
+    state = restore(run_dir, cfg, model, optimizer, device)
+    if state is None:
+        (run_dir / BEST).unlink(missing_ok=True)  # of a damaged run that starts over
         state = TrainState(lr=cfg.lr)
         torch.manual_seed(cfg.seed + 1)  # training noise stream, independent of the init stream
 
@@ -225,7 +308,7 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
                        f"val -elbo {va['neg_elbo']:.3f} kl {va['kl']:.3f} | {dt:.0f}s")
 
     record = finish(cfg, run_dir, data, model, state, device, evaluate_test, origin, data_dir)
-    atomic_write_json(record_path, record)
+    atomic_write_json(run_dir / RECORD, record)
     return record
 
 
@@ -252,7 +335,16 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
     """Load the best model, evaluate it on the test set, and assemble the run's record."""
     from skipvae.metrics import evaluate
 
-    best = load_checkpoint(run_dir / BEST, map_location=device)
+    try:
+        best = load_checkpoint(run_dir / BEST, map_location=device)
+    except DataError as err:
+        if state.best_epoch != state.epoch:
+            raise TrainingError(f"{err}. It held the best model (epoch {state.best_epoch}), which the last "
+                                f"checkpoint (epoch {state.epoch}) cannot restore; delete {run_dir} to train the "
+                                f"run again.") from None
+        note(f"{err}; rebuilding it from {LAST}, which holds the same epoch ({state.epoch})")
+        best = {"config": cfg.to_dict(), "model": model.state_dict(), "epoch": state.epoch}
+        atomic_torch_save(best, run_dir / BEST)
     model.load_state_dict(best["model"])
     t0 = time.time()
     metrics = {}

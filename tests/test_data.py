@@ -562,3 +562,68 @@ def test_fetch_writes_packaged_alphabets_and_refuses_wrong_files(tmp_path, monke
     with pytest.raises(DataError, match="wrong checksum"):
         fetch_data(out, datasets=["omniglot"])
     assert sorted(p.name for p in (out / "omniglot").iterdir()) == ["alphabets.tsv", "images_background.npz"]
+
+
+# `python -m skipvae data ensure` (what `make test` runs first): keep a verified folder, else fetch, else fail fast.
+
+def _no_implicit_data(monkeypatch, tmp_path):
+    """Run from an empty folder whose repository root has no ../shared/data either."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SKIPVAE_DATA", raising=False)
+    monkeypatch.setattr(paths, "repo_root", lambda: tmp_path / "repo")
+
+
+@needs_data
+def test_ensure_keeps_a_verified_folder_without_fetching(monkeypatch):
+    from skipvae.data.fetch import ensure_data
+
+    def fetch(_):
+        raise AssertionError("fetched although a verified data folder exists")
+
+    assert ensure_data(DATA, fetch=fetch) == (DATA.resolve(), [])
+
+
+@needs_data
+def test_ensure_fetches_into_dot_data_when_none_is_found_then_verifies(monkeypatch, tmp_path):
+    from skipvae.data.fetch import ensure_data
+
+    _no_implicit_data(monkeypatch, tmp_path)
+    calls = []
+
+    def fetch(data_dir):  # stands in for the download: copies the verified files
+        calls.append(data_dir)
+        shutil.copytree(DATA, tmp_path / "data")
+        return [tmp_path / "data"]
+
+    root, written = ensure_data(fetch=fetch)
+    assert calls == [None] and root == (tmp_path / "data").resolve() and written == [tmp_path / "data"]
+
+
+def test_ensure_with_a_bad_fetch_result_is_a_data_error(monkeypatch, tmp_path):
+    from skipvae.data.fetch import ensure_data
+
+    _no_implicit_data(monkeypatch, tmp_path)
+
+    def fetch(data_dir):
+        (tmp_path / "data" / "mnist").mkdir(parents=True)
+        (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"wrong")
+        return []
+
+    with pytest.raises(DataError, match="does not pass its checksums"):
+        ensure_data(fetch=fetch)
+
+
+def test_ensure_offline_exits_nonzero_within_seconds_with_the_fetch_message(monkeypatch, tmp_path, capsys):
+    from skipvae.cli import main
+
+    _no_implicit_data(monkeypatch, tmp_path)
+    port = _closed_port()
+    for dataset in manifest.dataset_names():
+        for name, entry in manifest.entries(dataset).items():  # never the internet in tests
+            if entry.get("url"):
+                monkeypatch.setitem(entry, "url", f"http://127.0.0.1:{port}/{name}")
+    start = time.perf_counter()
+    assert main(["data", "ensure"]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - start < 10
+    assert err.startswith("error: could not download") and "offline" in err and "Traceback" not in err

@@ -1,6 +1,10 @@
 """The notebooks' runner and helpers: reuse of finished runs, force, record updates, checkpoints, tables, figures."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -161,7 +165,7 @@ def test_experiment_runs_is_exactly_the_given_records(repo, fake_train):
         experiment_runs("mnist", records)
 
 
-def test_load_trained_returns_the_best_weights(repo):
+def test_load_trained_returns_the_best_weights(repo, synthetic_data):
     cfg = smoke()
     assert load_trained(cfg, "mnist") is None  # no checkpoint on this machine
     run_all([cfg], "mnist", progress=False)
@@ -201,6 +205,26 @@ def test_save_figure_writes_png_and_caption(repo):
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta.pop("git_commit") == git_commit()
     assert meta == {"caption": "A line.", "profile": "smoke", "seeds": [0, 2]}
+
+
+def test_save_figure_leaves_an_unchanged_figure_untouched_across_commits(repo, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    def draw(y):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], y)
+        return fig
+
+    monkeypatch.setattr(experiments, "git_commit", lambda: "aaaa")
+    path = save_figure(draw([1, 0]), "mnist", "smoke", "demo", "A line.", seeds=[0])
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (path, path.with_suffix(".json"))}
+    monkeypatch.setattr(experiments, "git_commit", lambda: "bbbb")  # a later commit redraws the same figure
+    save_figure(draw([1, 0]), "mnist", "smoke", "demo", "A line.", seeds=[0])
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
+    save_figure(draw([0, 1]), "mnist", "smoke", "demo", "A line.", seeds=[0])  # a new figure is written
+    assert path.read_bytes() != before[path][0]
+    assert json.loads(path.with_suffix(".json").read_text())["git_commit"] == "bbbb"
+    plt.close("all")
 
 
 def test_summary_value_and_its_errors():
@@ -246,3 +270,31 @@ def test_plots_have_one_panel_per_metric_and_row():
     assert len(plot_bars(runs, ["mi", "kl"], hue="arch").axes) == 2
     fig = plot_lines(runs, "latent_dim", ["mi", "kl"], row="arch")
     assert len(fig.axes) == 4 and fig.axes[0].get_title() == "MI (mlp)"
+
+
+def _has_data() -> bool:
+    from skipvae.data import resolve_data_dir
+
+    try:
+        return resolve_data_dir() is not None
+    except DataError:
+        return False
+
+
+@pytest.mark.skipif(not _has_data(), reason="the notebooks need the data (`python -m skipvae data ensure`)")
+def test_reexecuting_a_notebook_changes_no_file(tmp_path):
+    """A second execution of a notebook (yahoo.ipynb at the smoke profile; the second reuses every run) leaves every
+    file it wrote byte-identical: records, figures without timestamps or random jitter, captions."""
+    pytest.importorskip("papermill")
+    root = Path(experiments.REPO_ROOT)
+    out = results_dir("yahoo", "smoke")
+
+    def execute() -> dict:
+        subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", str(root / "notebooks/yahoo.ipynb"),
+                        str(tmp_path / "yahoo.ipynb"), "-p", "profile", "smoke"], check=True, cwd=root,
+                       capture_output=True, env={**os.environ, "PYTHONPATH": str(root)})
+        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    first = execute()
+    assert any(p.suffix == ".png" for p in first)
+    assert execute() == first

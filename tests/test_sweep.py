@@ -1,12 +1,16 @@
 """The sweep runner: expansion, validation before running, pieces, and submitit's local executor."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from skipvae.errors import ConfigError
 from skipvae.sweep import expand_sweep, is_finished, load_sweep, run_sweep
 from skipvae.train import RECORD
+
+pytestmark = pytest.mark.usefixtures("synthetic_data")  # logic, not the real files
 
 SMOKE = {"name": "t", "base": {"dataset": "mnist", "profile": "smoke", "n_train": 50, "n_valid": 25, "n_test": 25,
                                "epochs": 2},
@@ -64,8 +68,15 @@ def test_pieces_give_the_uninterrupted_record(tmp_path):
     assert all(r["finished"] for r in rows)
 
 
-def test_submitit_local_executor(tmp_path):
+def test_submitit_local_executor(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
+    import skipvae.sweep
+    import synthetic
+
+    # the jobs run in other processes: their body loads the synthetic data itself
+    monkeypatch.setattr(skipvae.sweep, "run_piece", synthetic.run_piece_on_synthetic_data)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(synthetic.__file__).parent),
+                                                      os.environ.get("PYTHONPATH", "")]))
     spec = dict(SMOKE, grid={"model": ["skip-vae"], "seed": [0]})
     path = write(tmp_path, spec)
     rows = run_sweep(path, executor="submitit-local", out=tmp_path / "runs", max_epochs=1, poll_s=0.5)

@@ -10,6 +10,8 @@ from skipvae.config import make_config
 from skipvae.errors import ConfigError, TrainingError
 from skipvae.train import LAST, RECORD, TrainState, kl_weight, load_checkpoint, train, update_lr_schedule
 
+pytestmark = pytest.mark.usefixtures("synthetic_data")  # logic, not the real files
+
 
 def smoke(**kw):
     return make_config("mnist", kw.pop("model", "vae"), "smoke", n_train=50, n_valid=25, n_test=25, **kw)
@@ -88,6 +90,15 @@ def test_nonfinite_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path, monk
     assert after["state"]["epoch"] == 1
     for k in before["model"]:
         assert torch.equal(before["model"][k], after["model"][k])
+
+
+def test_nonfinite_loss_in_the_first_epoch_does_not_promise_a_checkpoint(tmp_path, monkeypatch):
+    import skipvae.train as engine
+
+    monkeypatch.setattr(engine.torch, "isfinite", lambda t: torch.tensor(False))  # every loss is "non-finite"
+    with pytest.raises(TrainingError, match="at epoch 1, step 1; no epoch had finished") as err:
+        train(smoke(epochs=1), tmp_path / "r", progress=False)
+    assert "checkpoint" not in str(err.value) and not (tmp_path / "r" / LAST).exists()
 
 
 def test_kl_warmup_is_linear_then_one():

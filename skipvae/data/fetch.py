@@ -17,8 +17,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from skipvae.data.manifest import CHECK_CMD, check_file, dataset_names, entries, expected_checksum, locate, manifest
-from skipvae.data.paths import fetch_target_dir
+from skipvae.data.manifest import (CHECK_CMD, all_required_ok, check_data, check_file, dataset_names, entries,
+                                   expected_checksum, locate, manifest)
+from skipvae.data.paths import fetch_target_dir, resolve_data_dir
 from skipvae.errors import DataError
 
 USER_AGENT = "skipvae-data-fetch"
@@ -99,3 +100,21 @@ def fetch_data(data_dir: str | os.PathLike | None = None, timeout: float = 10, d
             else:
                 written.append(download(entry["url"], folder / name, entry, timeout))
     return written
+
+
+def ensure_data(data_dir: str | os.PathLike | None = None, fetch=None) -> tuple[Path, list[Path]]:
+    """(data folder, files fetched): the data folder found (see paths.py) if every required file in it passes its
+    checksum; else `fetch` into `data_dir` ($SKIPVAE_DATA, else ./data) and check again. Offline, the fetch's
+    DataError (within its timeout) says what to do."""
+    try:
+        found = resolve_data_dir(data_dir)
+        if all_required_ok(check_data(found)):
+            return found, []
+    except DataError:
+        pass  # no data folder yet
+    written = (fetch or fetch_data)(data_dir)
+    root = resolve_data_dir(fetch_target_dir(data_dir))
+    if not all_required_ok(check_data(root)):
+        raise DataError(f"the data in {root} does not pass its checksums after the fetch; run {CHECK_CMD} "
+                        f"--data-dir {root} to see which files are bad.")
+    return root, written

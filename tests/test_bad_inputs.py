@@ -1,0 +1,122 @@
+"""Every bad input of the CLI, the sweep files and the notebooks' parameters is refused before any data loads:
+exit code 2, one line naming the parameter, the value and what is allowed, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from skipvae.cli import main
+from skipvae.errors import ConfigError
+from skipvae.params import check_notebook_parameters, check_param
+
+
+@pytest.fixture(autouse=True)
+def no_data(monkeypatch, tmp_path):
+    # had the data been touched before validation, this missing folder would fail first with another message
+    monkeypatch.setenv("SKIPVAE_DATA", str(tmp_path / "no-such-data"))
+
+
+def sweep_file(tmp_path, **fields) -> str:
+    spec = {"name": "t", "base": {"dataset": "mnist", "profile": "smoke"}, "grid": {"model": ["vae"]}}
+    for key, value in fields.items():
+        if key in ("base", "name"):
+            spec[key] = value
+        else:
+            spec["base"][key] = value
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+TRAIN = ["train", "--profile", "smoke"]
+CLI_CASES = [
+    (TRAIN + ["--seed", "-1"], ["seed=-1", "[0, "]),
+    (TRAIN + ["--lr", "nan"], ["lr=nan", "finite number > 0"]),
+    (TRAIN + ["--lr", "-1"], ["lr=-1.0", "> 0"]),
+    (TRAIN + ["--device", "nope"], ["device='nope'", "valid devices"]),
+    (TRAIN + ["--batch-size", "500"], ["batch_size=500", "n_train=100"]),
+    (TRAIN + ["--dropout", "inf"], ["dropout=inf", "finite"]),
+    (TRAIN + ["--time-budget", "-5"], ["time_budget=-5.0", "> 0"]),
+    (["sweep", "nowhere.yaml", "--slurm", "foo"], ["--slurm 'foo'", "KEY=VALUE"]),
+    (["sweep", "nowhere.yaml", "--piece-seconds", "0"], ["piece_seconds=0.0"]),
+    (["evaluate", "README.md", "--iw-samples", "0"], ["iw_samples=0", "positive integer"]),
+    (["evaluate", "README.md"], ["README.md is not a readable checkpoint"]),
+]
+SWEEP_CASES = [
+    (dict(lr="fast"), ["lr='fast'", "finite number"]),
+    (dict(dropout="x"), ["dropout='x'", "finite number"]),
+    (dict(seed="abc"), ["seed='abc'", "integer"]),
+    (dict(seed=-2), ["seed=-2"]),
+    (dict(latent_dim=True), ["latent_dim=True"]),
+    (dict(base=[1, 2]), ["base=[1, 2]", "mapping"]),
+    (dict(name=[1]), ["name=[1]", "string"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
+def test_cli_refuses(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_cli_refuses_cuda_where_there_is_none(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        assert main(TRAIN + ["--device", f"cuda:{torch.cuda.device_count()}"]) == 2
+    else:
+        assert main(TRAIN + ["--device", "cuda"]) == 2
+    assert "device=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fields,words", SWEEP_CASES, ids=[str(f) for f, _ in SWEEP_CASES])
+def test_sweep_file_refuses(fields, words, tmp_path, capsys):
+    assert main(["sweep", sweep_file(tmp_path, **fields), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, (word, err)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_real_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "skipvae", *TRAIN, "--seed", "-1", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "seed=-1" in proc.stderr
+    assert not list(tmp_path.iterdir())  # no empty run folder
+
+
+# A notebook's parameters (what `papermill -p` / `-y` gives), checked by the same validators.
+SPEC = {"profile": "profile", "seeds": "seeds", "sa_seeds": "seeds", "models": "models", "latent_dims": "positive_ints",
+        "force": "bool", "extra_seeds": "extra_seeds", "threads": "optional_positive_int"}
+NOTEBOOK_CASES = [
+    ({"profile": "nope"}, ["profile='nope'", "smoke, cpu, paper"]),
+    ({"models": ["nope"]}, ["models=['nope']", "'nope' is not", "skip-vae"]),
+    ({"seeds": 3}, ["seeds=3", "list of non-negative integer seeds"]),
+    ({"seeds": [0, -1]}, ["seeds=[0, -1]"]),
+    ({"latent_dims": [32, 0]}, ["latent_dims=[32, 0]", "positive integers"]),
+    ({"force": "yes"}, ["force='yes'", "true or false"]),
+    ({"extra_seeds": {64: [1, "a"]}}, ["extra_seeds[64]"]),
+    ({"extra_seeds": {"64": [1]}}, ["extra_seeds="]),
+    ({"threads": 0}, ["threads=0"]),
+    ({"sedes": [0]}, ["unknown notebook parameter(s) ['sedes']", "valid parameters: profile"]),
+]
+
+
+@pytest.mark.parametrize("given,words", NOTEBOOK_CASES, ids=[str(g) for g, _ in NOTEBOOK_CASES])
+def test_notebook_parameters_refused(given, words):
+    with pytest.raises(ConfigError) as err:
+        check_notebook_parameters(given, SPEC)
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+
+
+def test_good_notebook_parameters_pass_unchanged():
+    given = {"profile": "smoke", "seeds": [0, 1], "models": ["vae", "skip-vae"], "latent_dims": [32, 64],
+             "force": False, "extra_seeds": {64: [1, 2]}, "threads": None}
+    assert check_notebook_parameters(given, SPEC) == given
+    assert check_param("seeds", (0,), "seeds") == [0]
