@@ -20,7 +20,8 @@ from pathlib import Path
 
 from skipvae.config import LATENT_MODELS, RunConfig, ablation_config, make_config
 from skipvae.errors import DataError
-from skipvae.records import REPO_ROOT, atomic_write_bytes, atomic_write_json, finished_record, git_commit
+from skipvae.records import (REPO_ROOT, atomic_write_bytes, atomic_write_json, finished_record, git_commit,
+                             read_json)
 
 
 def default_profile() -> str:
