@@ -65,12 +65,24 @@ def _choice(name, v, kind):
 
 
 def _extra_seeds(name, v):
-    """{int: [seeds]}, e.g. extra seeds per latent dimension."""
-    if not isinstance(v, dict) or not all(_is_int(k) for k in v):
+    """{int: [seeds]}, e.g. extra seeds per latent dimension (keys given as digit strings, as papermill's JSON
+    passes them, become integers)."""
+    if not isinstance(v, dict) or not all(_is_int(k) or (isinstance(k, str) and k.isdigit()) for k in v):
         _fail(name, v, "it must be a mapping of integers to lists of seeds, e.g. {64: [1, 2]}")
     for key, seeds in v.items():
         _list_of(f"{name}[{key}]", seeds, lambda s: _seed("seed", s), "non-negative integer seeds")
-    return v
+    return {int(k): list(seeds) for k, seeds in v.items()}
+
+
+def _model_grid(name, v):
+    """{model: [latent dimensions]}, e.g. Table 4's {'lm': [0], 'vae': [32], 'sa-vae': [32, 64]}."""
+    if not isinstance(v, dict) or not v:
+        _fail(name, v, "it must be a non-empty mapping of model names to lists of latent dimensions, "
+                       "e.g. {'vae': [32], 'sa-vae': [32, 64]}")
+    for model, dims in v.items():
+        _choice(f"{name} key", model, "model")
+        _list_of(f"{name}[{model!r}]", dims, lambda d: _int("latent_dim", d, 0), "non-negative integers")
+    return {m: list(d) for m, d in v.items()}
 
 
 # kind -> checker(name, value); the kinds of the notebooks' parameter cells and of RunConfig's fields.
@@ -91,6 +103,12 @@ CHECKS = {
                                     f"models ({', '.join(_choices('model'))})"),
     "seeds": lambda n, v: _list_of(n, v, lambda s: _seed("seed", s), "non-negative integer seeds"),
     "positive_ints": lambda n, v: _list_of(n, v, lambda i: _int("value", i, 1), "positive integers"),
+    "positive_ints_or_none": lambda n, v: [] if v == [] else _list_of(n, v, lambda i: _int("value", i, 1),
+                                                                       "positive integers (or [] for none)"),
+    "model_grid": _model_grid,
+    "positive_floats": lambda n, v: _list_of(n, v, lambda x: x if _is_number(x) and x > 0 else _fail("value", x, ""),
+                                             "finite numbers > 0"),
+    "nonneg_float": lambda n, v: v if _is_number(v) and v >= 0 else _fail(n, v, "it must be a finite number >= 0"),
     "int_list": lambda n, v: _list_of(n, v, lambda i: _int("value", i), "integers"),
     "extra_seeds": _extra_seeds,
 }

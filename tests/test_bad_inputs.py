@@ -120,3 +120,30 @@ def test_good_notebook_parameters_pass_unchanged():
              "force": False, "extra_seeds": {64: [1, 2]}, "threads": None}
     assert check_notebook_parameters(given, SPEC) == given
     assert check_param("seeds", (0,), "seeds") == [0]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["-p", "profile", "nope"], "profile='nope' is impossible: valid choices: smoke, cpu, paper"),
+    (["-p", "seeds", "3"], "seeds=3 is impossible: it must be a non-empty list"),
+    (["-p", "colour", "red"], "unknown notebook parameter(s) ['colour']"),
+    (["-y", "models: [nope]"], "models=['nope'] is impossible"),
+])
+def test_papermill_refuses_bad_parameters_in_the_first_cells(args, words, tmp_path):
+    """A real papermill execution: the notebook stops at `start`, before any data loads, naming the parameter."""
+    import subprocess
+    import sys
+
+    from skipvae.records import REPO_ROOT
+
+    done = subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", "--log-output",
+                           str(REPO_ROOT / "notebooks/omniglot.ipynb"), str(tmp_path / "out.ipynb"), *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode != 0
+    assert words in done.stdout + done.stderr
+    import json
+
+    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    failed = [c for c in cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert len(failed) == 1 and "start(EXPERIMENT" in "".join(failed[0]["source"])  # the cell after the parameters
+    later = cells[cells.index(failed[0]) + 1:]
+    assert all(c.get("execution_count") is None for c in later if c["cell_type"] == "code")  # nothing else ran
