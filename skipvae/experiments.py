@@ -7,34 +7,24 @@ instead, so tests never touch the committed results.
 The notebooks also use the small helpers below: `record_path`, `update_record_metrics` (add a metric computed after
 training, e.g. the t-SNE silhouette, to a stored record), `load_trained` (the best checkpoint of a run, for samples
 and t-SNE), `experiment_runs` (the runs table of one notebook execution), `profile_reductions` (what a profile
-changes relative to the paper) and `save_figure` (a figure and its caption file under results/<experiment>/figures).
+changes relative to the paper), `reference_record` (results that are not runs: the unigram floor, the PCA reference)
+and `show_paper_table`. Reading, tables, verdicts and figures live in `skipvae.report`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 from pathlib import Path
 
-from skipvae.config import LATENT_MODELS, RunConfig, ablation_config, make_config
+from skipvae.config import RunConfig, ablation_config, make_config
 from skipvae.errors import DataError
-from skipvae.records import (REPO_ROOT, atomic_write_bytes, atomic_write_json, finished_record, git_commit,
-                             read_json)
+from skipvae.records import REPO_ROOT, atomic_write_json, finished_record, read_json
+from skipvae.report.store import results_dir
 
 
 def default_profile() -> str:
     """`smoke` under CI (or when SKIPVAE_PROFILE says so), else `cpu`."""
     return os.environ.get("SKIPVAE_PROFILE") or ("smoke" if os.environ.get("CI") else "cpu")
-
-
-def results_dir(experiment: str, profile: str) -> Path:
-    """Where an experiment's records and figures go: $SKIPVAE_RESULTS (else results/) / <experiment>, the
-    folder the book reads; smoke runs go to runs/smoke-results/<experiment> so that they never reach the book."""
-    if profile == "smoke":
-        return REPO_ROOT / "runs" / "smoke-results" / experiment
-    return Path(os.environ.get("SKIPVAE_RESULTS") or REPO_ROOT / "results") / experiment
 
 
 def runs_dir(experiment: str) -> Path:
@@ -164,132 +154,6 @@ def profile_reductions(dataset: str, profile: str, arch: str | None = None, abla
 
 def _shown(value):
     return "all" if value is None else value  # None: the whole split
-
-
-def save_figure(fig, experiment: str, profile: str, name: str, caption: str, seeds=()) -> Path:
-    """Write `fig` to <results_dir>/figures/<name>.png and {caption, profile, seeds, git_commit} to <name>.json
-    (the book's caption and the code that drew it), both atomically; returns the PNG's path.
-
-    The PNG has no timestamp or software tag, and a figure whose image and caption are unchanged is not rewritten
-    (its git_commit stays the commit that first drew it), so a re-execution that changes nothing changes no file."""
-    folder = results_dir(experiment, profile) / "figures"
-    png, caption_path = folder / f"{name}.png", folder / f"{name}.json"
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds)}
-    if png.exists() and caption_path.exists() and png.read_bytes() == buf.getvalue():
-        try:
-            old = json.loads(caption_path.read_text())
-        except ValueError:
-            old = {}
-        if {k: v for k, v in old.items() if k != "git_commit"} == meta:
-            return png
-    atomic_write_bytes(png, buf.getvalue())
-    meta["git_commit"] = git_commit()
-    atomic_write_bytes(caption_path, (json.dumps(meta, indent=1) + "\n").encode())
-    return png
-
-
-def summary_value(summary, metric: str, **where) -> tuple[float, float]:
-    """(mean, std) of `metric` in the one row of a `report.summary_table` that matches `where` (e.g. model='vae')."""
-    rows = summary
-    for key, value in where.items():
-        rows = rows[rows[key] == value]
-    if len(rows) != 1:
-        raise DataError(f"{len(rows)} rows of the summary match {where}; expected exactly one. Give more keys "
-                        f"among {[c for c in summary.columns if not c.endswith(('_mean', '_std'))]}.")
-    row = rows.iloc[0]
-    return float(row[f"{metric}_mean"]), float(row[f"{metric}_std"])
-
-
-def keeps_more_information(summary, skip: dict, base: dict) -> bool:
-    """Whether the mean MI of the `skip` row of `summary` exceeds the `base` row's at the printed precision
-    (0.01 nats): an interpretation must not call 0.001 against 0.000 'more'."""
-    return summary_value(summary, "mi", **skip)[0] - summary_value(summary, "mi", **base)[0] > 0.005
-
-
-def left_out_sentence(models, profile: str, among=LATENT_MODELS) -> str:
-    """The interpretation's sentence on the models (of `among`) an execution did not train; '' if none."""
-    left_out = [m for m in among if m not in models]
-    if not left_out:
-        return ""
-    why = (": at the cpu profile an SA-VAE training step costs many VAE steps (`benchmarks/bench_models.py`), more "
-           "than this machine's budget." if profile == "cpu" and any(m.endswith("sa-vae") for m in left_out) else ".")
-    return (f"Not run in this execution (parameter `models`): {', '.join(left_out)}, so no claim is judged on "
-            f"{'it' if len(left_out) == 1 else 'them'} here" + why)
-
-
-def claim_summary(claim: int, checks, profile: str) -> str:
-    """One sentence from a rule's checks (`skipvae.report.claim<N>_rule`): as in the book's ledger, the runs support
-    the claim when every check holds. Smoke runs (seconds of training) test the code, not the claim."""
-    if not checks:
-        return f"Claim {claim}: these runs give no comparison."
-    held, n = sum(bool(c.ok) for c in checks), len(checks)
-    if profile == "smoke":
-        return (f"Claim {claim}: its rule holds in {held} of {n} comparison{'s' * (n > 1)} (smoke profile: a test "
-                f"of the code, not of the claim).")
-    verdict = "support" if held == n else "do not support"
-    return (f"Claim {claim}: our {profile}-profile runs **{verdict}** it (its rule holds in {held} of {n} "
-            f"comparison{'s' * (n > 1)}).")
-
-
-@contextlib.contextmanager
-def fixed_jitter(seed: int = 0):
-    """Seed numpy's global generator for the block (seaborn's stripplot jitters the dots with it), then restore it:
-    the same data gives the same figure, byte for byte."""
-    import numpy as np
-
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
-def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
-    """One panel per metric: bars = mean over seeds with the standard deviation, dots = the single seeds."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from skipvae.report import METRIC_LABELS
-
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
-        sns.barplot(data=runs, x=x, y=m, hue=hue, errorbar="sd", capsize=0.1, alpha=0.8, ax=ax)
-        dots = dict(hue=hue, dodge=True, palette="dark:black") if hue else dict(color="black")
-        with fixed_jitter():
-            sns.stripplot(data=runs, x=x, y=m, size=3, legend=False, ax=ax, **dots)
-        ax.set(title=METRIC_LABELS.get(m, m), xlabel="", ylabel="")
-        ax.tick_params(axis="x", rotation=30)
-        if ax is not axes[0][0] and ax.get_legend() is not None:
-            ax.get_legend().remove()
-    fig.tight_layout()
-    return fig
-
-
-def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None):
-    """One panel per metric against `x` (e.g. latent_dim, dec_layers): lines = mean over seeds with the standard
-    deviation as error bars, dots = the single seeds; one row of panels per value of `row`."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from skipvae.report import METRIC_LABELS, SETTING_LABELS
-
-    rows = list(runs[row].unique()) if row else [None]
-    fig, axes = plt.subplots(len(rows), len(metrics), figsize=(3.6 * len(metrics), 3.2 * len(rows)), squeeze=False)
-    for r, value in enumerate(rows):
-        sub = runs[runs[row] == value] if row else runs
-        for ax, m in zip(axes[r], metrics):
-            sns.lineplot(data=sub, x=x, y=m, hue=hue, style=hue, markers=True, dashes=False, errorbar="sd",
-                         err_style="bars", ax=ax)
-            sns.scatterplot(data=sub, x=x, y=m, hue=hue, alpha=0.35, s=12, legend=False, ax=ax)
-            title = METRIC_LABELS.get(m, m) + (f" ({value})" if row else "")
-            ax.set(title=title, xlabel=SETTING_LABELS.get(x, x), ylabel="")
-            if ax is not axes[0][0] and ax.get_legend() is not None:
-                ax.get_legend().remove()
-    fig.tight_layout()
-    return fig
 
 
 def show_paper_table(runs, name: str, **kwargs):

@@ -189,7 +189,6 @@ def classification_accuracy(train_x, train_y, test_x, test_y, knn_neighbors: tup
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     Xtr, ytr = _features(train_x, "train_x"), _labels(train_y, "train_y")

@@ -16,6 +16,25 @@ from skipvae.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The run record (train.finish writes it, skipvae.report reads it): these keys at least, and these config keys.
+RECORD_KEYS = ("status", "name", "config", "metrics")
+CONFIG_KEYS = ("dataset", "arch", "model", "profile", "seed", "latent_dim", "dec_layers")
+
+
+def check_record(record, path: str | Path = "record") -> dict:
+    """`record` if it has the keys of a run record (RECORD_KEYS, config.CONFIG_KEYS, a metrics object); else a
+    DataError naming `path` and what is missing."""
+    if not isinstance(record, dict):
+        raise DataError(f"run record {path} holds a {type(record).__name__}, expected a JSON object")
+    missing = [k for k in RECORD_KEYS if k not in record]
+    missing += [f"config.{k}" for k in CONFIG_KEYS if k not in (record.get("config") or {})]
+    if missing:
+        raise DataError(f"run record {path} lacks {', '.join(missing)}; expected the keys {', '.join(RECORD_KEYS)} "
+                        f"with config keys {', '.join(CONFIG_KEYS)} (see skipvae.train.finish).")
+    if not isinstance(record["metrics"], dict):
+        raise DataError(f"run record {path}: 'metrics' must be a JSON object, got {type(record['metrics']).__name__}")
+    return record
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same folder and os.replace (atomic on POSIX)."""

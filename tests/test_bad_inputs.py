@@ -92,7 +92,7 @@ def test_a_real_exit_code_and_no_traceback(tmp_path):
 
 # A notebook's parameters (what `papermill -p` / `-y` gives), checked by the same validators.
 SPEC = {"profile": "profile", "seeds": "seeds", "sa_seeds": "seeds", "models": "models", "latent_dims": "positive_ints",
-        "force": "bool", "extra_seeds": "extra_seeds", "threads": "optional_positive_int"}
+        "force": "bool", "extra_seeds": "extra_seeds", "threads": "optional_positive_int", "grid": "model_grid"}
 NOTEBOOK_CASES = [
     ({"profile": "nope"}, ["profile='nope'", "smoke, cpu, paper"]),
     ({"models": ["nope"]}, ["models=['nope']", "'nope' is not", "skip-vae"]),
@@ -101,7 +101,9 @@ NOTEBOOK_CASES = [
     ({"latent_dims": [32, 0]}, ["latent_dims=[32, 0]", "positive integers"]),
     ({"force": "yes"}, ["force='yes'", "true or false"]),
     ({"extra_seeds": {64: [1, "a"]}}, ["extra_seeds[64]"]),
-    ({"extra_seeds": {"64": [1]}}, ["extra_seeds="]),
+    ({"extra_seeds": {"sixty": [1]}}, ["extra_seeds="]),
+    ({"grid": {"vea": [32]}}, ["grid key='vea'", "valid choices"]),
+    ({"grid": {"vae": [-1]}}, ["grid['vae']="]),
     ({"threads": 0}, ["threads=0"]),
     ({"sedes": [0]}, ["unknown notebook parameter(s) ['sedes']", "valid parameters: profile"]),
 ]
@@ -147,3 +149,10 @@ def test_papermill_refuses_bad_parameters_in_the_first_cells(args, words, tmp_pa
     assert len(failed) == 1 and "start(EXPERIMENT" in "".join(failed[0]["source"])  # the cell after the parameters
     later = cells[cells.index(failed[0]) + 1:]
     assert all(c.get("execution_count") is None for c in later if c["cell_type"] == "code")  # nothing else ran
+
+
+def test_papermill_json_keys_and_table4_grids_are_read_as_meant():
+    assert check_param("extra_seeds", {"64": [1]}, "extra_seeds") == {64: [1]}  # papermill's JSON keys are strings
+    grid = {"lm": [0], "vae": [32], "sa-vae": [32, 64]}
+    assert check_param("grid", grid, "model_grid") == grid
+    assert check_param("lstm_depths", [], "positive_ints_or_none") == []

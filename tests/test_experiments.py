@@ -18,10 +18,11 @@ import skipvae.train  # noqa: E402
 from skipvae import experiments, report  # noqa: E402
 from skipvae.config import make_config  # noqa: E402
 from skipvae.errors import DataError  # noqa: E402
-from skipvae.experiments import (claim_summary, default_profile, experiment_runs, keeps_more_information,  # noqa: E402
-                                 left_out_sentence, load_trained, plot_bars, plot_lines, profile_reductions,
-                                 record_path, results_dir, run_all, save_figure, summary_value, update_record_metrics)
-from skipvae.report import Check  # noqa: E402
+from skipvae.experiments import (default_profile, experiment_runs, load_trained, profile_reductions,  # noqa: E402
+                                 record_path, results_dir, run_all, update_record_metrics)
+from skipvae.report import (claim_summary, keeps_more_information, left_out_sentence, plot_bars,  # noqa: E402
+                            plot_lines, save_figure, summary_value)
+from skipvae.report.claims import INCONCLUSIVE, REPRODUCED, Check  # noqa: E402
 from skipvae.records import git_commit  # noqa: E402
 
 
@@ -29,6 +30,7 @@ from skipvae.records import git_commit  # noqa: E402
 def repo(tmp_path, monkeypatch):
     """A throw-away checkout: results and runs under tmp_path."""
     monkeypatch.setattr(experiments, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(report.store, "REPO_ROOT", tmp_path)
     monkeypatch.setenv("SKIPVAE_RUNS", str(tmp_path / "runs"))
     return tmp_path
 
@@ -75,8 +77,8 @@ def test_smoke_results_never_go_to_results(repo, monkeypatch, tmp_path):
     monkeypatch.delenv("SKIPVAE_RESULTS", raising=False)
     assert results_dir("mnist", "smoke") == repo / "runs" / "smoke-results" / "mnist"
     assert results_dir("mnist", "cpu") == repo / "results" / "mnist"
-    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))  # the folder the book reads (report.results_dir)
-    assert results_dir("mnist", "cpu") == tmp_path / "mnist" == report.results_dir() / "mnist"
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))  # the folder the book reads (report.results_root)
+    assert results_dir("mnist", "cpu") == tmp_path / "mnist" == report.results_root() / "mnist"
     assert results_dir("mnist", "smoke") == repo / "runs" / "smoke-results" / "mnist"
     cfg = smoke()
     assert record_path(cfg, "mnist") == repo / "runs" / "smoke-results" / "mnist" / "runs" / f"{cfg.run_name()}.json"
@@ -215,10 +217,10 @@ def test_save_figure_leaves_an_unchanged_figure_untouched_across_commits(repo, m
         ax.plot([0, 1], y)
         return fig
 
-    monkeypatch.setattr(experiments, "git_commit", lambda: "aaaa")
+    monkeypatch.setattr(report.plots, "git_commit", lambda: "aaaa")
     path = save_figure(draw([1, 0]), "mnist", "smoke", "demo", "A line.", seeds=[0])
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (path, path.with_suffix(".json"))}
-    monkeypatch.setattr(experiments, "git_commit", lambda: "bbbb")  # a later commit redraws the same figure
+    monkeypatch.setattr(report.plots, "git_commit", lambda: "bbbb")  # a later commit redraws the same figure
     save_figure(draw([1, 0]), "mnist", "smoke", "demo", "A line.", seeds=[0])
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
     save_figure(draw([0, 1]), "mnist", "smoke", "demo", "A line.", seeds=[0])  # a new figure is written
@@ -255,13 +257,13 @@ def test_left_out_sentence_names_the_models_and_why():
 
 
 def test_claim_summary_follows_the_ledger_rule():
-    held, failed = Check(True, "a"), Check(False, "b")
-    assert "**support**" in claim_summary(1, [held, held], "cpu")
-    assert "**do not support**" in claim_summary(1, [held, failed], "cpu") and "1 of 2" in claim_summary(
-        1, [held, failed], "cpu")
-    assert "no comparison" in claim_summary(3, [], "paper")
-    smoke_text = claim_summary(2, [held], "smoke")
-    assert "not of the claim" in smoke_text and "support" not in smoke_text
+    def check(verdict):
+        return Check("C1", "latent 20", "KL: Skip-VAE − VAE", "> 0", "–", "–", None, [], verdict)
+
+    assert "**reproduced**" in claim_summary("C1", [check(REPRODUCED)] * 2, "cpu")
+    text = claim_summary("C1", [check(REPRODUCED), check(INCONCLUSIVE)], "cpu")
+    assert "**partly reproduced**" in text and "2 checks: 1 reproduced, 1 inconclusive" in text
+    assert "no check" in claim_summary("C3", [], "paper")
 
 
 def test_plots_have_one_panel_per_metric_and_row():

@@ -242,16 +242,17 @@ def test_claim7_verdict_separates_the_two_readings(tmp_path):
                       "mi_vae_exact": "½ log(2)", "mi_skip_exact": "0", "failure_interval": [-2, 0]}
     existence = {"draws": 10, "aligned_not_lowered": 10, "threshold_not_lowered": 10, "holds": True}
     write_theory_json(tmp_path, counterexample=counterexample, proof_chain=chain, existence=existence)
-    verdict = report.claim7_verdict(tmp_path)
-    assert verdict.verdict == report.NOT_SUPPORTED and verdict.profile == "cpu"
-    assert "not supported as stated (for-all reading" in verdict.evidence[0]
-    assert "the existence reading" in verdict.evidence[0] and "holds" in verdict.evidence[0]
-    text = "\n".join(verdict.evidence)
-    assert "½ log(2)" in text and "link 2" in text and "I_skip(x; h1) ≥ I_vae(x; h1)" in text
-    # the existence reading failing would be reported as such
+    checks, profile = report.claim_checks("C7", root=tmp_path)
+    assert report.claim_verdict(checks) == report.NOT_REPRODUCED and profile == "cpu"
+    first = checks[0].ours
+    assert "½ log(2)" in first and "link 2" in first and "I_skip(x; h1) ≥ I_vae(x; h1)" in first
+    assert "existence reading holds" in first
+    assert checks[1].verdict == report.INCONCLUSIVE  # the sweep's rows: no counterexample there proves nothing
     failed = {**existence, "holds": False, "aligned_not_lowered": 9}
     write_theory_json(tmp_path, counterexample=counterexample, proof_chain=chain, existence=failed)
-    assert report.claim7_verdict(tmp_path).evidence[0].endswith("at least its I_p) fails")
-    # without the counterexample records the verdict is the sweep's alone (skips never lowered I here)
+    assert "existence reading fails" in report.claim_checks("C7", root=tmp_path)[0][0].ours
+    # without the counterexample records the sweep's rows decide: no lowering found is not a proof
     write_theory_json(tmp_path)
-    assert report.claim7_verdict(tmp_path).verdict == report.SUPPORTED
+    assert report.claim_verdict(report.claim_checks("C7", root=tmp_path)[0]) == report.INCONCLUSIVE
+    write_theory_json(tmp_path, rows=[{"depth": 1, "mi_no_skip": 1.0, "mi_skip": 0.4}])
+    assert report.claim_verdict(report.claim_checks("C7", root=tmp_path)[0]) == report.NOT_REPRODUCED

@@ -11,7 +11,8 @@ Directives (in MyST pages: ```{name} argument```):
                                        :file: <name>.png (a figure of the executed notebook); the content is the
                                        'what to notice' sentence, the caption adds the profile and the seeds
     theory-table                       the rows of results/theory/theory.json
-    claims-ledger                      the verdict of each claim; option :claims: 1,4 for a subset
+    claims-ledger                      the verdict of each claim and its checks; option :claims: C1,C4 for a subset
+    rule-history                       when the ledger's rules were fixed or changed
     profile-table <arch>               the scale of the smoke, cpu and paper profiles (skipvae.config)
     provenance-table, timing-table     where and how long the runs ran
 Roles:
@@ -179,26 +180,42 @@ class ResultsTable(ResultsDirective):
 
 
 class ClassificationTable(ResultsDirective):
+    """C5: accuracy of classifiers of the posterior means (latent 50), ours beside the paper's, and the reference row
+    of the same classifiers on the PCA-50 projection of the pixels."""
+
     def make(self):
+        from skipvae.metrics import CLASSIFIERS
+
         quoted = report.paper_numbers()["tables"]["classification_mnist"]
         df = report.load_runs("mnist")
-        cols = [f"classification.{c}.acc" for c in report.CLASSIFIERS]
-        rows = []
-        for q in quoted.itertuples(index=False):
-            mine = df[(df["arch"] == q.arch) & (df["model"] == q.model)] if len(df) else df
-            best = report.best_profile(mine) if len(mine) else None
-            cells = [q.arch, q.model, report.fmt(q.accuracy)]
-            for col in cols:
-                runs = mine[mine["profile"] == best] if best else mine.iloc[0:0]
-                x = pd.to_numeric(runs[col], errors="coerce") * 100 if col in runs.columns else pd.Series(dtype=float)
-                cells.append(report.fmt_mean_std(x.mean(), x.std(ddof=1) if x.notna().sum() > 1 else None)
-                             if x.notna().any() else "not run yet")
-            cells.append(best or "–")
-            rows.append(cells)
+        best = report.best_profile(df) if len(df) else None
+        runs = df[(df["profile"] == best) & (df["latent_dim"] == 50)] if best else df.iloc[0:0]
+        runs = runs[(runs["arch"] == "mlp") & (runs["dec_layers"] == 2) | (runs["arch"] == "pixelcnn")
+                    & (runs["dec_layers"] == 9)] if len(runs) else runs
+
+        def cells(group) -> list[str]:
+            out = []
+            for clf in CLASSIFIERS:
+                col = f"classification.{clf}.acc"
+                x = pd.to_numeric(group[col], errors="coerce").dropna() * 100 if col in group.columns else pd.Series()
+                out.append(report.fmt_mean_std(x.mean(), x.std(ddof=1) if len(x) > 1 else None) + f" (n={len(x)})"
+                           if len(x) else "not run yet")
+            return out
+
+        rows = [[q.arch, q.model, report.fmt(q.accuracy),
+                 *cells(runs[(runs["arch"] == q.arch) & (runs["model"] == q.model)] if len(runs) else runs)]
+                for q in quoted.itertuples(index=False)]
+        folder = report.results_root() / "mnist" / "reference"
+        refs = [json.loads(p.read_text()) for p in sorted(folder.glob("pca50-s*.json"))] if best else []
+        refs = [r for r in refs if r["settings"]["profile"] == best]
+        ref = pd.DataFrame([{f"classification.{k}.acc": r["metrics"][k]["acc"] for k in CLASSIFIERS} for r in refs])
+        rows.append(["pixels", "PCA-50 reference", "–", *cells(ref)])
         table = pd.DataFrame(rows, columns=["decoder", "model", "paper (%)",
-                                            *[f"ours, {v} (%)" for v in report.CLASSIFIERS.values()], "profile"])
-        caption = (f"Test accuracy of classifiers of the posterior means, ours (mean ± std over seeds) beside the "
-                   f"paper's ({quoted.attrs['source']}; {quoted.attrs['setting']})")
+                                            *[f"ours, {v} (%)" for v in CLASSIFIERS.values()]])
+        caption = (f"Test accuracy of classifiers of the posterior means (latent 50), ours at the {best or '–'} "
+                   f"profile (mean ± std over seeds, n seeds) beside the paper's ({quoted.attrs['source']}; "
+                   f"{quoted.attrs['setting']}); the last row fits the same classifiers to the PCA-50 projection of "
+                   f"the binarized pixels.")
         return [table_node(table, ["skipvae-results", "skipvae-results-classification"], caption,
                            "results-classification")]
 
@@ -258,19 +275,18 @@ class ResultsFigure(ResultsDirective):
         runs = df[df["profile"] == profile]
         plot = self.options.get("plot", "summary")
         metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
-        exp = report.experiment(name)
         if plot == "summary":
-            metrics = metrics or ["kl", "mi", "au_0.01"]
-            fig = report.plot_summary(report.summary_table(runs, exp.by, metrics), metrics)
+            many = [k for k in ("arch", "latent_dim") if k in runs.columns and runs[k].nunique() > 1]
+            fig = report.plot_bars(runs, metrics or ["kl", "mi", "au_0.01"], x="model", hue=many[0] if many else None)
         elif plot in ("latent_dim", "dec_layers"):
-            metrics = metrics or ["mi", "au_0.01", "nll"]
-            fig = report.plot_ablation(report.summary_table(runs, exp.by, metrics), plot, metrics)
+            several = "dataset" if runs["dataset"].nunique() > 1 else None
+            fig = report.plot_lines(runs, plot, metrics or ["mi", "au_0.01", "nll"], hue="model", row=several)
         else:
             raise self.error(f":plot: {plot!r} is unknown; use summary, latent_dim or dec_layers")
         uri = self.save(fig, name, plot)
         seeds = sorted(int(s) for s in runs["seed"].unique())
         caption = (f"{notice} Profile: {profile}; seeds {', '.join(map(str, seeds))} "
-                   f"({len(runs)} runs; bars and error bars: mean and standard deviation over seeds).")
+                   f"({len(runs)} runs; mean over seeds with the standard deviation, dots: single seeds).")
         return [figure_node(uri, caption, f"figure-{name}-{plot}")]
 
     def save(self, fig, name: str, plot: str) -> str:
@@ -283,7 +299,7 @@ class ResultsFigure(ResultsDirective):
         return write_generated(self.env.srcdir, f"{name}-{plot}", buf.getvalue())
 
     def notebook_figure(self, name: str, filename: str, notice: str):
-        path = report.results_dir() / name / "figures" / filename
+        path = report.results_root() / name / "figures" / filename
         if not path.exists():
             return [admonition("Figure not produced yet", [paragraph(
                 f"results/{name}/figures/{filename} appears when {report.experiment(name).notebook} has run "
@@ -336,28 +352,16 @@ class TheoryTable(ResultsDirective):
 
 
 class ClaimsLedger(ResultsDirective):
+    """The verdict of each claim (C1-C7) and, below, the checks behind it; option :claims: C1,C3 for a subset."""
     option_spec = {"claims": directives.unchanged}
 
     def make(self):
         ledger = report.claims_ledger()
         if "claims" in self.options:
-            wanted = {int(c) for c in self.options["claims"].split(",")}
+            wanted = {c.strip() for c in self.options["claims"].split(",")}
             ledger = ledger[ledger["claim"].isin(wanted)]
-        numbers = report.paper_numbers()
-        claims = {c["id"]: c for c in numbers["claims"]}
-        rows = []
+        rows, out = [], []
         for r in ledger.itertuples(index=False):
-            text = nodes.container("", paragraph(r.text))
-            quoted = claims[r.claim].get("quoted")
-            if quoted:
-                t = numbers["tables"][quoted]
-                text += paragraph("Paper: " + "; ".join(
-                    f"{row.get('arch', '')} {row['model']} {report.fmt(row[t.attrs['columns'][0]])}".strip()
-                    for row in t.to_dict("records")) + f" ({t.attrs['units']}).")
-            evidence = nodes.bullet_list()
-            for e in r.evidence:
-                evidence += nodes.list_item("", paragraph(e))
-            rule = nodes.container("", evidence, paragraph(nodes.emphasis(text="Rule: " + r.rule)))
             pages = paragraph()
             for i, page in enumerate(r.pages):
                 if i:
@@ -365,10 +369,30 @@ class ClaimsLedger(ResultsDirective):
                 pages += doc_link(page, report.EXPERIMENTS[page.split("/")[-1]].title, self.env.docname)
             verdict = paragraph(nodes.inline(text=r.verdict, classes=["skipvae-verdict",
                                                                        "verdict-" + r.verdict.replace(" ", "-")]))
-            rows.append([str(r.claim), text, verdict, r.profile if isinstance(r.profile, str) else "–", rule, pages])
-        table = pd.DataFrame(rows, columns=["#", "claim", "verdict", "profile", "evidence (our runs)", "pages"])
-        return [table_node(table, ["skipvae-ledger"], "Claims ledger: each claim of the paper, the evidence from "
-                                                      "our runs and the verdict of its rule.", "claims-ledger")]
+            rows.append([r.claim, nodes.container("", paragraph(r.text), paragraph(nodes.emphasis(text=r.source))),
+                         verdict, r.profile if isinstance(r.profile, str) else "–", pages])
+        out.append(table_node(pd.DataFrame(rows, columns=["claim", "the paper's statement", "verdict", "profile",
+                                                          "pages"]),
+                              ["skipvae-ledger"], "Claims ledger: the paper's claims and our verdicts (the checks "
+                              "behind each follow).", "claims-ledger-" + "-".join(ledger["claim"])))
+        for r in ledger.itertuples(index=False):
+            if not r.checks:
+                out.append(paragraph(f"{r.claim}: no run gives a check yet. Rule: {r.rule}"))
+                continue
+            table = report.checks_table(r.checks).drop(columns=["claim"])
+            out.append(table_node(table, ["skipvae-checks"], f"{r.claim} ({r.source}), {r.verdict}. Rule: {r.rule}",
+                                  f"checks-{r.claim}"))
+        return out
+
+
+class RuleHistory(SphinxDirective):
+    """The changes to the ledger's rules, with their dates and what had been seen (report.claims.RULE_HISTORY)."""
+
+    def run(self):
+        items = nodes.bullet_list()
+        for change in report.RULE_HISTORY:
+            items += nodes.list_item("", paragraph(change))
+        return [admonition("When the rules were fixed", [items], ["note"])]
 
 
 class ProfileTable(SphinxDirective):
@@ -483,9 +507,9 @@ class ResultRole(SphinxRole):
 def results_stamp() -> str:
     """A fingerprint of everything the pages read: results/, the quoted numbers and skipvae.report."""
     h = hashlib.sha256()
-    root = report.results_dir()
+    root = report.results_root()
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-    for p in [*files, report.PAPER_NUMBERS, Path(report.__file__), Path(skipconfig.__file__), Path(__file__)]:
+    for p in [*files, report.PAPER_NUMBERS, *sorted(Path(report.__file__).parent.glob('*.py')), Path(skipconfig.__file__), Path(__file__)]:
         st = p.stat()
         h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
@@ -494,7 +518,7 @@ def results_stamp() -> str:
 def copy_executed_notebooks(app) -> None:
     """experiments/<name>_notebook.ipynb: a copy of results/<name>/<name>.ipynb, or a placeholder page."""
     for name, exp in report.EXPERIMENTS.items():
-        src = report.results_dir() / name / f"{name}.ipynb"
+        src = report.results_root() / name / f"{name}.ipynb"
         base = Path(app.srcdir) / "experiments" / f"{name}_notebook"
         if src.exists():
             nb = json.loads(src.read_text())
@@ -558,7 +582,7 @@ def drop_external_scripts(app, pagename, templatename, context, doctree) -> None
 def setup(app):
     for name, directive in {"results-status": ResultsStatus, "results-table": ResultsTable,
                             "classification-table": ClassificationTable, "paper-table": PaperTable,
-                            "paper-beside": PaperBeside,
+                            "paper-beside": PaperBeside, "rule-history": RuleHistory,
                             "results-figure": ResultsFigure, "theory-table": TheoryTable,
                             "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,
                             "provenance-table": ProvenanceTable, "timing-table": TimingTable}.items():

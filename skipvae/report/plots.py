@@ -1,0 +1,95 @@
+"""The figures: mean over seeds with the standard deviation and the single seeds, as bars (`plot_bars`) or lines
+against a setting (`plot_lines`); `save_figure` writes a figure and its caption file, byte-identical when nothing
+changed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+from skipvae.records import atomic_write_bytes, git_commit
+from skipvae.report.store import results_dir
+from skipvae.report.tables import METRIC_LABELS, SETTING_LABELS
+
+
+def save_figure(fig, experiment: str, profile: str, name: str, caption: str, seeds=()) -> Path:
+    """Write `fig` to <results_dir>/figures/<name>.png and {caption, profile, seeds, git_commit} to <name>.json
+    (the book's caption and the code that drew it), both atomically; returns the PNG's path.
+
+    The PNG has no timestamp or software tag, and a figure whose image and caption are unchanged is not rewritten
+    (its git_commit stays the commit that first drew it), so a re-execution that changes nothing changes no file."""
+    folder = results_dir(experiment, profile) / "figures"
+    png, caption_path = folder / f"{name}.png", folder / f"{name}.json"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    meta = {"caption": caption, "profile": profile, "seeds": sorted(int(s) for s in seeds)}
+    if png.exists() and caption_path.exists() and png.read_bytes() == buf.getvalue():
+        try:
+            old = json.loads(caption_path.read_text())
+        except ValueError:
+            old = {}
+        if {k: v for k, v in old.items() if k != "git_commit"} == meta:
+            return png
+    atomic_write_bytes(png, buf.getvalue())
+    meta["git_commit"] = git_commit()
+    atomic_write_bytes(caption_path, (json.dumps(meta, indent=1) + "\n").encode())
+    return png
+
+
+@contextlib.contextmanager
+def fixed_jitter(seed: int = 0):
+    """Seed numpy's global generator for the block (seaborn's stripplot jitters the dots with it), then restore it:
+    the same data gives the same figure, byte for byte."""
+    import numpy as np
+
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
+    """One panel per metric: bars = mean over seeds with the standard deviation, dots = the single seeds."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        sns.barplot(data=runs, x=x, y=m, hue=hue, errorbar="sd", capsize=0.1, alpha=0.8, ax=ax)
+        dots = dict(hue=hue, dodge=True, palette="dark:black") if hue else dict(color="black")
+        with fixed_jitter():
+            sns.stripplot(data=runs, x=x, y=m, size=3, legend=False, ax=ax, **dots)
+        ax.set(title=METRIC_LABELS.get(m, m), xlabel="", ylabel="")
+        ax.tick_params(axis="x", rotation=30)
+        if ax is not axes[0][0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.tight_layout()
+    return fig
+
+
+def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None):
+    """One panel per metric against `x` (e.g. latent_dim, dec_layers): lines = mean over seeds with the standard
+    deviation as error bars, dots = the single seeds; one row of panels per value of `row`."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+
+    rows = list(runs[row].unique()) if row else [None]
+    fig, axes = plt.subplots(len(rows), len(metrics), figsize=(3.6 * len(metrics), 3.2 * len(rows)), squeeze=False)
+    for r, value in enumerate(rows):
+        sub = runs[runs[row] == value] if row else runs
+        for ax, m in zip(axes[r], metrics):
+            sns.lineplot(data=sub, x=x, y=m, hue=hue, style=hue, markers=True, dashes=False, errorbar="sd",
+                         err_style="bars", ax=ax)
+            sns.scatterplot(data=sub, x=x, y=m, hue=hue, alpha=0.35, s=12, legend=False, ax=ax)
+            title = METRIC_LABELS.get(m, m) + (f" ({value})" if row else "")
+            ax.set(title=title, xlabel=SETTING_LABELS.get(x, x), ylabel="")
+            if ax is not axes[0][0] and ax.get_legend() is not None:
+                ax.get_legend().remove()
+    fig.tight_layout()
+    return fig

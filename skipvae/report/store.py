@@ -1,0 +1,262 @@
+"""Where results live and how they are read: the run records, the experiments, the quoted numbers.
+
+    results/<experiment>/runs/<run_name>.json  one run (skipvae.train.finish; schema: skipvae.records.check_record)
+    results/<experiment>/reference/<name>.json a result that is not a run (experiments.reference_record)
+    results/<experiment>/<experiment>.ipynb    the executed notebook (papermill), shown as it is
+    results/<experiment>/figures/<name>.png    its figures, with <name>.json: {caption, profile, seeds, git_commit}
+    results/theory/theory.json                 {"provenance": {...}, "rows": [{..., "mi_no_skip", "mi_skip"}], ...}
+
+The results root is `$SKIPVAE_RESULTS` if set, else `results/` in the checkout; smoke runs go to runs/smoke-results/
+so that they never reach the book. Sweep records (runs/<sweep>/<run>/record.json) reach the book through
+`collect_sweep`. The numbers quoted from papers live in `book/paper_numbers.yaml`, the only place where numbers are
+typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from skipvae.config import LATENT_MODELS, MODELS
+from skipvae.errors import DataError
+from skipvae.records import CONFIG_KEYS, REPO_ROOT, atomic_write_json, check_record
+
+PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
+
+PROFILE_RANK = {"smoke": 0, "cpu": 1, "paper": 2}
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    by: tuple[str, ...]  # the config columns that, with the profile, identify a row of the experiment's table
+    models: tuple[str, ...] = LATENT_MODELS  # the models its notebook trains (the rows shown before any run exists)
+    source: str = ""  # the source notebook's stem when it is not the experiment's name
+
+    @property
+    def page(self) -> str:
+        return f"experiments/{self.name}"
+
+    @property
+    def notebook(self) -> str:
+        return f"notebooks/{self.source or self.name}.ipynb"
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("mnist", "MNIST", ("arch", "latent_dim", "dec_layers", "model")),
+    Experiment("omniglot", "Omniglot", ("arch", "latent_dim", "dec_layers", "model")),
+    Experiment("yahoo", "Yahoo Answers", ("arch", "latent_dim", "dec_layers", "model"), models=MODELS),
+    Experiment("latent_dim", "Latent dimension", ("dataset", "arch", "dec_layers", "model", "latent_dim"),
+               models=("vae", "skip-vae"), source="ablation_latent_dim"),
+    Experiment("depth", "Decoder depth", ("dataset", "arch", "latent_dim", "model", "dec_layers"),
+               models=("vae", "skip-vae"), source="ablation_depth"),
+    Experiment("theory", "Theory", (), models=()),
+)}
+MAIN_EXPERIMENTS = ("mnist", "omniglot", "yahoo")
+
+
+def results_root(root: str | Path | None = None) -> Path:
+    """The results folder: `root`, else $SKIPVAE_RESULTS, else results/ in the checkout."""
+    return Path(root or os.environ.get("SKIPVAE_RESULTS") or REPO_ROOT / "results")
+
+
+def results_dir(experiment: str, profile: str) -> Path:
+    """Where an experiment's records and figures go: <results_root>/<experiment>, the folder the book reads; smoke
+    runs go to runs/smoke-results/<experiment> so that they never reach the book."""
+    if profile == "smoke":
+        return REPO_ROOT / "runs" / "smoke-results" / experiment  # never under results/, which the book reads
+    return results_root() / experiment
+
+
+def experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise DataError(f"unknown experiment {name!r}; known experiments: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+# ---------------------------------------------------------------------------------------------- run records
+
+def read_record(path: str | Path) -> dict:
+    """One run record, checked by skipvae.records.check_record."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read run record {path}: {err}. Each results/<experiment>/runs/*.json must be "
+                        f"one JSON object written by skipvae.train; delete or rewrite this file.") from err
+    return check_record(record, path)
+
+
+def flatten_record(record: dict) -> dict:
+    """One table row: the run's top-level numbers, its config keys and metric keys as they are (nested metrics
+    joined by '.', e.g. 'classification.logreg.acc'; a metric wins over a config key of the same name), and
+    its provenance as 'provenance.<key>'."""
+    row = {k: record.get(k) for k in ("name", "status", "best_epoch", "epochs_completed", "train_time_s",
+                                      "eval_time_s")}
+    row.update(record["config"])
+    row.update(_classification_aliases(_flatten(record["metrics"])))
+    row["elbo"] = paper_elbo(record)
+    row.update({f"provenance.{k}": v for k, v in (record.get("provenance") or {}).items()})
+    return row
+
+
+def paper_elbo(record: dict) -> float | None:
+    """The ELBO as the paper reports it (higher is better): the single-sample ELBO on the test set; for text, on the
+    documents that also get the IW-NLL, so that ELBO and PPL describe the same documents."""
+    m = record.get("metrics") or {}
+    text = (record.get("config") or {}).get("dataset") == "yahoo"
+    value = m.get("neg_elbo_nll_examples") if text and m.get("neg_elbo_nll_examples") is not None else m.get("neg_elbo")
+    return None if value is None else -float(value)
+
+
+def _classification_aliases(metrics: dict) -> dict:
+    """Also accept skipvae.metrics.classification_accuracy's flat names under 'classification':
+    'classification.<clf>_accuracy' / '_stderr' become 'classification.<clf>.acc' / '.se'."""
+    out = dict(metrics)
+    for key, value in metrics.items():
+        if key.startswith("classification.") and key.endswith(("_accuracy", "_stderr")):
+            clf, _, what = key.removeprefix("classification.").rpartition("_")
+            out.setdefault(f"classification.{clf}.{'acc' if what == 'accuracy' else 'se'}", value)
+    return out
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_runs(name: str, root: str | Path | None = None, include_unfinished: bool = False) -> pd.DataFrame:
+    """All run records of an experiment as a DataFrame, one row per run (`flatten_record`), sorted by profile,
+    config and seed. Empty (with the config columns) when the experiment has not been run."""
+    experiment(name)
+    folder = results_root(root) / name / "runs"
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        record = read_record(path)
+        if record["status"] == "finished" or include_unfinished:
+            rows.append({"experiment": name, "path": str(path), **flatten_record(record)})
+    df = pd.DataFrame(rows, columns=None if rows else ["experiment", "path", "name", "status", *CONFIG_KEYS])
+    if df.empty:
+        return df
+    df["_rank"] = df["profile"].map(PROFILE_RANK)
+    df["_model"] = df["model"].map({m: i for i, m in enumerate(MODELS)})
+    df = df.sort_values(["_rank", "dataset", "arch", "latent_dim", "dec_layers", "_model", "seed"],
+                        ascending=[False, True, True, True, True, True, True])
+    return df.drop(columns=["_rank", "_model"]).reset_index(drop=True)
+
+
+def load_theory(root: str | Path | None = None) -> dict | None:
+    """results/theory/theory.json ({'provenance', 'rows'}), or None when the theory notebook has not run."""
+    path = results_root(root) / "theory" / "theory.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}; the theory notebook writes it, rerun it.") from err
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"mi_skip", "mi_no_skip"} <= r.keys()
+                                             for r in rows):
+        raise DataError(f"{path} must hold {{'provenance': {{...}}, 'rows': [{{..., 'mi_no_skip', 'mi_skip'}}]}}; "
+                        f"rerun notebooks/theory.ipynb to rewrite it.")
+    return data
+
+
+def run_status(name: str, root: str | Path | None = None) -> dict:
+    """What exists for an experiment: runs per profile, seeds and models, the notebook's models that have no
+    run at any profile ('missing'), and whether its notebook has run."""
+    folder = results_root(root) / name
+    if name == "theory":
+        data = load_theory(root)
+        prov = (data or {}).get("provenance") or {}
+        return {"n_runs": 0 if data is None else 1, "profiles": [prov["profile"]] if prov.get("profile") else [],
+                "by_profile": {}, "missing": [], "notebook": (folder / "theory.ipynb").exists(),
+                "ran": data is not None}
+    df = load_runs(name, root)
+    by_profile = {p: {"runs": len(g), "seeds": sorted(int(s) for s in g["seed"].unique()),
+                      "models": [m for m in MODELS if m in set(g["model"])]}
+                  for p, g in df.groupby("profile", sort=False)} if len(df) else {}
+    trained = set(df["model"]) if len(df) else set()
+    return {"n_runs": len(df), "profiles": list(by_profile), "by_profile": by_profile,
+            "missing": [m for m in experiment(name).models if m not in trained],
+            "notebook": (folder / f"{name}.ipynb").exists(), "ran": len(df) > 0}
+
+
+def notebook_parameters(name: str, root: str | Path | None = None) -> dict | None:
+    """The parameters papermill passed to the executed notebook results/<name>/<name>.ipynb (None: no such
+    notebook, or not executed by papermill); the others kept the source notebook's defaults."""
+    path = results_root(root) / name / f"{name}.ipynb"
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text()).get("metadata", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read the executed notebook {path}: {err}; rerun it with papermill.") from err
+    return (meta.get("papermill") or {}).get("parameters")
+
+
+def _concat(frames) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["profile", *CONFIG_KEYS])
+
+
+def all_runs(root: str | Path | None = None) -> pd.DataFrame:
+    """The runs of every experiment in one table (column 'experiment' says which)."""
+    return _concat(load_runs(n, root) for n in EXPERIMENTS if n != "theory")
+
+
+def paper_numbers(path: str | Path | None = None) -> dict:
+    """The numbers quoted from the papers (book/paper_numbers.yaml): {'sources': {key: citation},
+    'claims': [{id, text, pages, ...}], 'tables': {name: DataFrame}}; each table's `attrs` hold its experiment,
+    source (the citation), setting, units and columns."""
+    path = Path(path or PAPER_NUMBERS)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise DataError(f"cannot read the quoted numbers {path}: {err}") from err
+    for key in ("sources", "claims", "tables"):
+        if not isinstance(data, dict) or key not in data:
+            raise DataError(f"{path} must have the sections sources, claims and tables; {key!r} is missing")
+    tables = {}
+    for name, spec in data["tables"].items():
+        if spec.get("source") not in data["sources"]:
+            raise DataError(f"{path}: table {name!r} cites {spec.get('source')!r}, not one of the sources "
+                            f"{sorted(data['sources'])}")
+        table = pd.DataFrame(spec["rows"])
+        table.attrs = {"experiment": spec["experiment"], "source": data["sources"][spec["source"]],
+                       "setting": spec.get("setting", ""), "units": spec.get("units", ""),
+                       "columns": list(spec["columns"]), "keys": list(spec.get("keys", ["model"])),
+                       "fixed": dict(spec.get("fixed") or {})}
+        tables[name] = table
+    return {"sources": data["sources"], "claims": data["claims"], "tables": tables}
+
+
+def paper_tables(experiment_name: str, path: str | Path | None = None) -> dict:
+    """The quoted tables shown on one page."""
+    return {k: t for k, t in paper_numbers(path)["tables"].items() if t.attrs["experiment"] == experiment_name}
+
+
+def collect_sweep(sweep_dir: str | Path, experiment: str) -> list[Path]:
+    """Copy the finished records of a sweep (runs/<sweep>/<run>/record.json, e.g. from a GPU or Slurm) into
+    results/<experiment>/runs/ at their profile, where the book and the notebooks read them; returns the copies.
+    A record already there with the same content is left untouched."""
+    experiment_of = experiment if experiment in EXPERIMENTS else None
+    if experiment_of is None:
+        raise DataError(f"unknown experiment {experiment!r}; known experiments: {', '.join(EXPERIMENTS)}")
+    copied = []
+    for path in sorted(Path(sweep_dir).glob("*/record.json")):
+        record = read_record(path)
+        if record["status"] != "finished":
+            continue
+        out = results_dir(experiment, record["config"]["profile"]) / "runs" / f"{record['name']}.json"
+        if not out.exists() or json.loads(out.read_text()) != record:
+            atomic_write_json(out, record)
+            copied.append(out)
+    return copied

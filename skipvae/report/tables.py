@@ -1,0 +1,256 @@
+"""Tables for the notebooks and the book: summaries over seeds, display strings, the paper's tables rebuilt beside
+ours, the theory rows, provenance and timing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skipvae.config import LATENT_MODELS, MODELS
+from skipvae.errors import DataError
+from skipvae.report.store import (PROFILE_RANK, all_runs, experiment, load_runs, load_theory,
+                                  paper_numbers)
+
+METRICS = ("nll", "neg_elbo", "rec", "kl", "mi", "au_0.01", "au_0.02", "nll_per_word", "ppl")
+TABLE_METRICS = ("nll", "neg_elbo", "kl", "mi", "au_0.01", "au_0.02")  # a page's table unless it asks for others
+METRIC_LABELS = {"nll": "NLL", "neg_elbo": "-ELBO", "rec": "Rec.", "kl": "KL", "mi": "MI", "au_0.01": "AU (0.01)",
+                 "au_0.02": "AU (0.02)", "nll_per_word": "NLL/word", "ppl": "PPL", "accuracy": "accuracy (%)",
+                 "low": "low", "high": "high", "tsne_silhouette": "t-SNE silhouette", "elbo": "ELBO",
+                 "tsne_knn5_accuracy": "t-SNE 5-NN accuracy",
+                 "neg_elbo_nll_examples": "-ELBO (NLL docs)"}
+SETTING_LABELS = {"dataset": "dataset", "arch": "decoder", "latent_dim": "latent dim", "dec_layers": "layers",
+                  "model": "model", "profile": "profile"}
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The standard metrics present in `df` with at least one value."""
+    return [m for m in METRICS if m in df.columns and df[m].notna().any()]
+
+
+def summary_table(df: pd.DataFrame, by=("model",), metrics=None) -> pd.DataFrame:
+    """Mean and standard deviation over seeds: one row per (profile, *by), with columns `n_seeds`, `seeds` and
+    `<metric>_mean`, `<metric>_std` (sample std, ddof = 1; NaN for a single seed). The profile is always a key:
+    runs at different scales are never averaged together. Rows: largest profile first, models in paper order."""
+    keys = ["profile", *[k for k in by if k != "profile"]]
+    metrics = list(metrics) if metrics is not None else metric_columns(df)
+    columns = keys + ["n_seeds", "seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise DataError(f"cannot group runs by {missing}: not a column of the runs table; "
+                        f"choose among {sorted(df.columns)}")
+    rows = []
+    for values, group in df.groupby(keys, dropna=False, sort=False):
+        row = dict(zip(keys, values))
+        row["n_seeds"] = group["seed"].nunique()
+        row["seeds"] = sorted(int(s) for s in group["seed"].unique())
+        for m in metrics:
+            x = pd.to_numeric(group[m], errors="coerce") if m in group.columns else pd.Series(dtype=float)
+            row[f"{m}_mean"] = x.mean()
+            row[f"{m}_std"] = x.std(ddof=1) if x.notna().sum() > 1 else np.nan
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=columns)
+    order = pd.DataFrame({"_profile": -out["profile"].map(PROFILE_RANK).fillna(-1)})
+    for k in keys[1:]:
+        order[k] = out[k].map({m: i for i, m in enumerate(MODELS)}) if k == "model" else out[k]
+    out = out.loc[order.sort_values(list(order.columns), kind="stable").index]
+    return out.reset_index(drop=True)
+
+
+def fmt(value, digits: int = 2) -> str:
+    """A number for a table cell; '–' for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def fmt_mean_std(mean, std, digits: int = 2) -> str:
+    """'mean ± std', or just the mean when there is one seed."""
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return fmt(mean, digits)
+    return f"{fmt(mean, digits)} ± {fmt(std, digits)}"
+
+
+def digits_for(metric: str) -> int:
+    return 1 if metric.startswith("au") or metric in ("ppl",) else 2
+
+
+def display_table(summary: pd.DataFrame, by, metrics) -> tuple[pd.DataFrame, dict]:
+    """Strings for a page: 'profile', the `by` columns that vary, 'seeds', then 'mean ± std' per metric.
+    Returns (table, constants): the `by` columns with one value in every row go to `constants` (for the caption)."""
+    by = [k for k in by if k != "profile" and k in summary.columns]
+    constants = {k: summary[k].iloc[0] for k in by if len(summary) and summary[k].nunique(dropna=False) == 1
+                 and k != "model"}
+    shown = [k for k in by if k not in constants]
+    table = pd.DataFrame({
+        "profile": summary["profile"],
+        **{SETTING_LABELS.get(k, k): summary[k].astype(str) for k in shown},
+        "seeds": summary["n_seeds"].astype(str),
+        **{METRIC_LABELS.get(m, m): [fmt_mean_std(a, b, digits_for(m)) for a, b in
+                                     zip(summary[f"{m}_mean"], summary[f"{m}_std"])] for m in metrics},
+    })
+    return table.reset_index(drop=True), constants
+
+
+def experiment_table(name: str, root: str | Path | None = None, metrics=None) -> tuple[pd.DataFrame, dict]:
+    """The results table of an experiment page (`display_table` of its summary). Before any run, one row per
+    model the notebook trains, each marked 'not run yet'."""
+    exp = experiment(name)
+    df = load_runs(name, root)
+    metrics = list(metrics) if metrics is not None else \
+        [m for m in TABLE_METRICS if m in metric_columns(df)] or list(TABLE_METRICS)
+    if df.empty:
+        table = pd.DataFrame({"profile": ["–"] * len(exp.models), "model": list(exp.models), "seeds": "0",
+                              **{METRIC_LABELS.get(m, m): "not run yet" for m in metrics}})
+        return table, {}
+    return display_table(summary_table(df, exp.by, metrics), exp.by, metrics)
+
+
+def best_profile(df: pd.DataFrame) -> str | None:
+    """The largest profile in `df` above smoke (paper, else cpu), or None."""
+    profiles = [p for p in df.get("profile", pd.Series(dtype=str)).unique() if PROFILE_RANK.get(p, 0) > 0]
+    return max(profiles, key=PROFILE_RANK.get) if profiles else None
+
+
+def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None = None, where: dict | None = None,
+                 path: str | Path | None = None) -> pd.DataFrame:
+    """A paper table (`paper_numbers()['tables'][name]`, e.g. 'table1') with the same rows and columns, each cell
+    'paper | ours' where ours is mean ± sd over seeds of the runs whose key columns match the row and that share the
+    table's fixed settings (e.g. 9 PixelCNN layers; not required of smoke runs, which test the code), at one profile:
+    the largest in `runs`. Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
+    appended with an empty paper side, e.g. the unigram floor of a text table. `where` keeps the paper rows with
+    these key values only (e.g. {'latent_dim': 20})."""
+    quoted = paper_numbers(path)["tables"][name]
+    attrs = dict(quoted.attrs)
+    for k, v in (where or {}).items():
+        quoted = quoted[quoted[k] == v]
+    keys, columns = attrs["keys"], attrs["columns"]
+    profile = best_profile(runs) if len(runs) else None
+    mine = runs[runs["profile"] == profile] if profile else runs
+    if profile != "smoke":
+        for k, v in attrs["fixed"].items():
+            mine = mine[mine[k] == v] if k in mine.columns else mine.iloc[:0]
+    rows = []
+    for _, paper_row in quoted.iterrows():
+        match = mine
+        for k in keys:
+            if k in paper_row and pd.notna(paper_row[k]) and k in mine.columns:
+                match = match[match[k] == paper_row[k]]
+        row = {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
+        row["seeds"] = str(match["seed"].nunique()) if len(match) else "0"
+        for c in columns:
+            ours = pd.to_numeric(match[c], errors="coerce").dropna() if c in match.columns else pd.Series(dtype=float)
+            mean_sd = fmt_mean_std(ours.mean(), ours.std(ddof=1) if len(ours) > 1 else None, digits_for(c))
+            label = "ELBO" if c == "elbo" else METRIC_LABELS.get(c, c)
+            row[f"{label} paper"] = fmt(paper_row.get(c), digits_for(c))
+            row[f"{label} ours"] = mean_sd if len(ours) else ("not yet run" if not len(match) else "–")
+        rows.append(row)
+    for extra in ([] if extra_rows is None else extra_rows.to_dict("records")):
+        row = {SETTING_LABELS.get(k, k): _key_text(extra.get(k)) for k in keys} | {"seeds": "–"}
+        for c in columns:
+            label = "ELBO" if c == "elbo" else METRIC_LABELS.get(c, c)
+            row[f"{label} paper"] = "–"
+            row[f"{label} ours"] = fmt(extra.get(c), digits_for(c))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs = attrs | {"profile": profile or "–"}
+    return table
+
+
+def _key_text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def theory_table(root: str | Path | None = None) -> pd.DataFrame:
+    """The theory rows as a table, with the gain I_skip - I_no_skip (nats); empty before the notebook has run."""
+    data = load_theory(root)
+    if data is None:
+        return pd.DataFrame(columns=["mi_no_skip", "mi_skip", "gain"])
+    df = pd.DataFrame(data["rows"])
+    df["gain"] = df["mi_skip"] - df["mi_no_skip"]
+    return df
+
+
+def theory_summary(root: str | Path | None = None) -> pd.DataFrame:
+    """One row per setting (dimension, skip strength, ...; every column but depth, seed and the results): how many
+    (depth, seed) draws there are, in how many skips do not lower I(x; z), and the mean and smallest gain (nats)."""
+    df = theory_table(root)
+    if df.empty:
+        return df
+    keys = [c for c in ("dim", "noise", "skip_strength") if c in df.columns]
+    grouped = df.groupby(keys, sort=True) if keys else [((), df)]
+    rows = []
+    for values, g in grouped:
+        values = values if isinstance(values, tuple) else (values,)
+        rows.append({**dict(zip(keys, values)), "draws": len(g), "not lowered": int((g["gain"] >= 0).sum()),
+                     "mean gain": g["gain"].mean(), "smallest gain": g["gain"].min()})
+    return pd.DataFrame(rows)
+
+
+PROVENANCE_KEYS = ("device", "python", "torch", "numpy", "scikit_learn", "git_commit")
+
+
+def provenance_table(root: str | Path | None = None) -> pd.DataFrame:
+    """Where the runs ran: one row per (profile, device, library versions, commit) with the number of runs."""
+    df = all_runs(root)
+    cols = ["profile", *PROVENANCE_KEYS, "runs"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    keys = ["profile"] + [f"provenance.{k}" for k in PROVENANCE_KEYS]
+    for k in keys:
+        if k not in df.columns:
+            df[k] = "unknown"
+    out = df.fillna({k: "unknown" for k in keys}).groupby(keys, sort=False).size().reset_index(name="runs")
+    out.columns = cols
+    return out
+
+
+def timing_table(root: str | Path | None = None) -> pd.DataFrame:
+    """Time per run: mean training and evaluation seconds per (experiment, profile, dataset, model), with epochs."""
+    df = all_runs(root)
+    cols = ["experiment", "profile", "dataset", "arch", "model", "runs", "epochs", "train_s", "eval_s"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    for k in ("epochs_completed", "train_time_s", "eval_time_s"):
+        df[k] = pd.to_numeric(df.get(k), errors="coerce")
+    out = df.groupby(["experiment", "profile", "dataset", "arch", "model"], sort=False).agg(
+        runs=("seed", "size"), epochs=("epochs_completed", "mean"), train_s=("train_time_s", "mean"),
+        eval_s=("eval_time_s", "mean")).reset_index()
+    if not out["epochs"].isna().any() and (out["epochs"] % 1 == 0).all():
+        out["epochs"] = out["epochs"].astype(int)  # the usual case: every run of a row trained as many epochs
+    return out[cols]
+
+
+def summary_value(summary, metric: str, **where) -> tuple[float, float]:
+    """(mean, std) of `metric` in the one row of a `report.summary_table` that matches `where` (e.g. model='vae')."""
+    rows = summary
+    for key, value in where.items():
+        rows = rows[rows[key] == value]
+    if len(rows) != 1:
+        raise DataError(f"{len(rows)} rows of the summary match {where}; expected exactly one. Give more keys "
+                        f"among {[c for c in summary.columns if not c.endswith(('_mean', '_std'))]}.")
+    row = rows.iloc[0]
+    return float(row[f"{metric}_mean"]), float(row[f"{metric}_std"])
+
+
+def keeps_more_information(summary, skip: dict, base: dict) -> bool:
+    """Whether the mean MI of the `skip` row of `summary` exceeds the `base` row's at the printed precision
+    (0.01 nats): an interpretation must not call 0.001 against 0.000 'more'."""
+    return summary_value(summary, "mi", **skip)[0] - summary_value(summary, "mi", **base)[0] > 0.005
+
+
+def left_out_sentence(models, profile: str, among=LATENT_MODELS) -> str:
+    """The interpretation's sentence on the models (of `among`) an execution did not train; '' if none."""
+    left_out = [m for m in among if m not in models]
+    if not left_out:
+        return ""
+    why = (": at the cpu profile an SA-VAE training step costs many VAE steps (`benchmarks/bench_models.py`), more "
+           "than this machine's budget." if profile == "cpu" and any(m.endswith("sa-vae") for m in left_out) else ".")
+    return (f"Not run in this execution (parameter `models`): {', '.join(left_out)}, so no claim is judged on "
+            f"{'it' if len(left_out) == 1 else 'them'} here" + why)
