@@ -167,6 +167,15 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from skipvae.report import collect_sweep
+
+    copied = collect_sweep(args.sweep_dir, args.experiment)
+    print(f"{len(copied)} new or changed record(s) copied into results/{args.experiment}/runs"
+          + "".join(f"\n  {p}" for p in copied))
+    return 0
+
+
 def parse_slurm(pairs: list[str]) -> dict:
     """{key: value} of the --slurm KEY=VALUE arguments; ConfigError for one without '='."""
     for kv in pairs:
@@ -208,12 +217,21 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
     s.add_argument("--slurm", nargs="*", metavar="KEY=VALUE",
                    help="submitit Slurm parameters, e.g. slurm_partition=gpu gpus_per_node=1")
     s.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+
+    c = sub.add_parser("collect", help="copy a sweep's finished records into results/<experiment> for the book",
+                       description="Copy the finished run records of a sweep folder (runs/<sweep>/<run>/record.json, "
+                                   "e.g. from a GPU or a Slurm cluster) into results/<experiment>/runs/, where the "
+                                   "notebooks and the book read them.")
+    c.add_argument("sweep_dir", help="the sweep's folder, e.g. runs/mnist-paper")
+    c.add_argument("--experiment", required=True, choices=["mnist", "omniglot", "yahoo", "latent_dim", "depth"],
+                   help="the experiment whose tables the runs belong to")
     return parser
 
 
 def main(argv=None) -> int:
     args = make_parser(argv).parse_args(argv)
-    handlers = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep}
+    handlers = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep,
+                "collect": cmd_collect}
     try:
         return handlers[args.command](args)
     except SkipVAEError as err:

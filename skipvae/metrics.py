@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from skipvae.data.text import PAD_ID
 from skipvae.errors import ConfigError, DataError, TrainingError
 
 LOG_2PI = math.log(2 * math.pi)
-PAD = 0  # text: id of <pad>; position 0 of every sentence is <s>, so the targets are x[:, 1:] != PAD
 AU_THRESHOLDS = (0.01, 0.02)
 
 
@@ -386,7 +386,7 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
         for x, y in _batches(data, split, batch_size, limit):
             x = x.to(device)
             is_text = not torch.is_floating_point(x)  # token ids [B, T]; images are float
-            tokens = (x[:, 1:] != PAD).sum(1) if is_text else None
+            tokens = (x[:, 1:] != PAD_ID).sum(1) if is_text else None
             with _timed(timing, "posterior"):
                 mu0, logvar0 = model.encode(x)
                 q = {"": _refined(model, x, mu0, logvar0) if sa else (mu0, logvar0), "_amortized": (mu0, logvar0)}

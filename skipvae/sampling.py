@@ -26,13 +26,6 @@ def sample_images(model, z: Tensor, generator: torch.Generator | None = None) ->
 
 
 @torch.no_grad()
-def reconstruct_images(model, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """x' ~ p(x|z) with z = the posterior mean of q(z|x): what the latent code alone keeps of x."""
-    mu, _ = model.encode(x)
-    return sample_images(model, mu, generator)
-
-
-@torch.no_grad()
 def greedy_decode(model, z: Tensor, max_len: int = 40) -> list[list[int]]:
     """argmax_w p(w_t | w_<t, z) token by token until </s> (or max_len words); returns word ids per row."""
     model.eval()

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError, DataError, TrainingError
 from skipvae.params import check_device
-from skipvae.records import (atomic_torch_save, atomic_write_json, finished_record, note, provenance,
+from skipvae.records import (atomic_torch_save, atomic_write_json, check_record, finished_record, note, provenance,
                              remove_stale_temporaries)
 
 LAST, PREV, BEST, RECORD, LOCK = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock"
@@ -355,7 +355,7 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
         metrics["classification"] = classify_posterior_means(model, cfg, data_dir)
     eval_time = time.time() - t0
     steps = max(len(state.history), 1)
-    return {
+    return check_record({  # the schema the book reads (skipvae.records.RECORD_KEYS)
         "status": "finished",
         "name": run_dir.name,
         "config": cfg.to_dict(),
@@ -370,4 +370,4 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
         "wall_time_s": state.train_time_s + eval_time,
         "train_examples_per_s": sum(h["examples_per_s"] for h in state.history) / steps,
         "provenance": origin,
-    }
+    }, run_dir / RECORD)

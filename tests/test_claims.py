@@ -205,3 +205,25 @@ def test_the_ledger_renders_every_claim_from_records(tmp_path, monkeypatch):
     assert table["difference [95% CI]"].str.contains("paired, n = 3").all()
     assert "at every latent dimension" in ledger.loc["C1", "rule"]
     assert np.isfinite([c.interval.low for c in ledger.loc["C1", "checks"]]).all()
+
+
+def test_sweep_records_reach_the_results_folder_like_notebook_runs(tmp_path, monkeypatch, capsys):
+    """`python -m skipvae collect runs/<sweep> --experiment latent_dim`: finished records land in results/, where the
+    ledger reads them; unfinished ones do not, and a second collect changes nothing."""
+    from skipvae.cli import main
+
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    table1_runs(tmp_path / "staging")
+    sweep = tmp_path / "runs" / "sweep"
+    for i, path in enumerate(sorted((tmp_path / "staging" / "latent_dim" / "runs").glob("*.json"))):
+        record = json.loads(path.read_text())
+        (sweep / record["name"]).mkdir(parents=True)
+        (sweep / record["name"] / "record.json").write_text(json.dumps(record))
+    paused = sweep / "paused-run"
+    paused.mkdir()
+    (paused / "record.json").write_text(json.dumps({**record, "name": "paused-run", "status": "paused"}))
+    assert main(["collect", str(sweep), "--experiment", "latent_dim"]) == 0
+    assert "6 new or changed record(s)" in capsys.readouterr().out
+    assert claim_verdict(claim_checks("C1")[0]) == REPRODUCED
+    assert main(["collect", str(sweep), "--experiment", "latent_dim"]) == 0
+    assert "0 new or changed" in capsys.readouterr().out

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import matplotlib
-import pandas as pd
 import pytest
 
 from skipvae import report

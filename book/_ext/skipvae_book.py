@@ -139,8 +139,8 @@ class ResultsStatus(ResultsDirective):
         status = report.run_status(name)
         if not status["ran"]:
             return [admonition("Not run yet at any profile", [
-                paragraph(f"No results for this experiment exist yet, so every table below says 'not run yet' "
-                          f"and every verdict 'not tested yet'. The page fills in when the notebook has run:"),
+                paragraph("No results for this experiment exist yet, so every table below says 'not run yet' "
+                          "and every verdict 'not tested yet'. The page fills in when the notebook has run:"),
                 literal_block(run_commands(name))], ["warning", "skipvae-not-run"])]
         if name == "theory":
             text = f"results/theory/theory.json exists (profile {', '.join(status['profiles']) or 'not recorded'})."
@@ -184,38 +184,17 @@ class ClassificationTable(ResultsDirective):
     of the same classifiers on the PCA-50 projection of the pixels."""
 
     def make(self):
-        from skipvae.metrics import CLASSIFIERS
-
-        quoted = report.paper_numbers()["tables"]["classification_mnist"]
         df = report.load_runs("mnist")
         best = report.best_profile(df) if len(df) else None
-        runs = df[(df["profile"] == best) & (df["latent_dim"] == 50)] if best else df.iloc[0:0]
-        runs = runs[(runs["arch"] == "mlp") & (runs["dec_layers"] == 2) | (runs["arch"] == "pixelcnn")
-                    & (runs["dec_layers"] == 9)] if len(runs) else runs
-
-        def cells(group) -> list[str]:
-            out = []
-            for clf in CLASSIFIERS:
-                col = f"classification.{clf}.acc"
-                x = pd.to_numeric(group[col], errors="coerce").dropna() * 100 if col in group.columns else pd.Series()
-                out.append(report.fmt_mean_std(x.mean(), x.std(ddof=1) if len(x) > 1 else None) + f" (n={len(x)})"
-                           if len(x) else "not run yet")
-            return out
-
-        rows = [[q.arch, q.model, report.fmt(q.accuracy),
-                 *cells(runs[(runs["arch"] == q.arch) & (runs["model"] == q.model)] if len(runs) else runs)]
-                for q in quoted.itertuples(index=False)]
-        folder = report.results_root() / "mnist" / "reference"
-        refs = [json.loads(p.read_text()) for p in sorted(folder.glob("pca50-s*.json"))] if best else []
-        refs = [r for r in refs if r["settings"]["profile"] == best]
-        ref = pd.DataFrame([{f"classification.{k}.acc": r["metrics"][k]["acc"] for k in CLASSIFIERS} for r in refs])
-        rows.append(["pixels", "PCA-50 reference", "–", *cells(ref)])
-        table = pd.DataFrame(rows, columns=["decoder", "model", "paper (%)",
-                                            *[f"ours, {v} (%)" for v in CLASSIFIERS.values()]])
-        caption = (f"Test accuracy of classifiers of the posterior means (latent 50), ours at the {best or '–'} "
-                   f"profile (mean ± std over seeds, n seeds) beside the paper's ({quoted.attrs['source']}; "
-                   f"{quoted.attrs['setting']}); the last row fits the same classifiers to the PCA-50 projection of "
-                   f"the binarized pixels.")
+        runs = df[df["profile"] == best] if best else df.iloc[0:0]
+        table = report.classification_table(runs, report.pca_reference_runs("mnist", best) if best else None)
+        if table.empty:
+            quoted = report.paper_numbers()["tables"]["classification_mnist"]
+            table = pd.DataFrame({"features": quoted["arch"] + " " + quoted["model"],
+                                  "paper (%)": quoted["accuracy"].map(report.fmt), "ours": "not run yet"})
+        caption = (f"C5: test accuracy of classifiers of the posterior means (latent 50), ours at the {best or '–'} "
+                   f"profile (mean ± std over seeds) beside the paper's; the last row fits the same classifiers to the "
+                   f"PCA-50 projection of the binarized pixels.")
         return [table_node(table, ["skipvae-results", "skipvae-results-classification"], caption,
                            "results-classification")]
 

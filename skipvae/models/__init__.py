@@ -20,7 +20,12 @@ from torch import nn
 
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError
-from skipvae.models.encoders import LSTMEncoder, MLPEncoder, NoLatentEncoder, ResNetEncoder
+from skipvae.models.encoders import (
+    LSTMEncoder,
+    MLPEncoder,
+    NoLatentEncoder,
+    ResNetEncoder,
+)
 from skipvae.models.lstm import LSTMDecoder
 from skipvae.models.mlp import MLPDecoder
 from skipvae.models.pixelcnn import GatedMaskedConv2d, PixelCNNDecoder

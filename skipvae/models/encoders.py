@@ -6,10 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from skipvae.data.text import PAD_ID
 from skipvae.models.ops import CHANNELS_LAST
 from skipvae.models.pixelcnn import IMAGE_SIZE
-
-PAD = 0
 
 
 class ResidualBlock(nn.Module):
@@ -79,7 +78,7 @@ class LSTMEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         states, _ = self.rnn(self.embedding(x))  # [B, T, H]
-        last = (x != PAD).sum(1) - 1  # index of </s>
+        last = (x != PAD_ID).sum(1) - 1  # index of </s>
         code = states[torch.arange(x.shape[0], device=x.device), last]
         return self.mean(code), self.logvar(code)
 

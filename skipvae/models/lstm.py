@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PAD = 0
+from skipvae.data.text import PAD_ID
 
 
 class LSTMDecoder(nn.Module):
@@ -63,5 +63,5 @@ class LSTMDecoder(nn.Module):
         """log p(x|z) = sum over the targets (words and </s>; pads skipped) of log softmax, per example [B]."""
         logits = self.logits(x, z)
         target = x[:, 1:]
-        nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD, reduction="none")
+        nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID, reduction="none")
         return -nll.view_as(target).sum(1)

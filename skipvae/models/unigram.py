@@ -15,7 +15,8 @@ import math
 import torch
 from torch import Tensor
 
-PAD_ID, BOS_ID = 0, 1
+from skipvae.data.text import BOS_ID, PAD_ID
+
 ALPHAS = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 
 

@@ -18,7 +18,8 @@ from skipvae.report.store import (EXPERIMENTS, MAIN_EXPERIMENTS, PAPER_NUMBERS, 
                                   collect_sweep, experiment, flatten_record, load_runs, load_theory, notebook_parameters,
                                   paper_elbo, paper_numbers, paper_tables, read_record, results_dir, results_root,
                                   run_status)
-from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, best_profile, digits_for,
+from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, best_profile,
+                                   classification_table, digits_for, pca_reference_runs,
                                    display_table, experiment_table, fmt, fmt_mean_std, keeps_more_information,
                                    left_out_sentence, metric_columns, provenance_table, side_by_side, summary_table,
                                    summary_value, theory_summary, theory_table, timing_table)
@@ -30,6 +31,6 @@ __all__ = [*_claims, "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixed_jitter", "p
            "Experiment", "all_runs", "collect_sweep", "experiment", "flatten_record", "load_runs", "load_theory",
            "notebook_parameters", "paper_elbo", "paper_numbers", "paper_tables", "read_record", "results_dir",
            "results_root", "run_status", "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS",
-           "best_profile", "digits_for", "display_table", "experiment_table", "fmt", "fmt_mean_std",
+           "best_profile", "classification_table", "pca_reference_runs", "digits_for", "display_table", "experiment_table", "fmt", "fmt_mean_std",
            "keeps_more_information", "left_out_sentence", "metric_columns", "provenance_table", "side_by_side",
            "summary_table", "summary_value", "theory_summary", "theory_table", "timing_table"]

@@ -254,3 +254,49 @@ def left_out_sentence(models, profile: str, among=LATENT_MODELS) -> str:
            "than this machine's budget." if profile == "cpu" and any(m.endswith("sa-vae") for m in left_out) else ".")
     return (f"Not run in this execution (parameter `models`): {', '.join(left_out)}, so no claim is judged on "
             f"{'it' if len(left_out) == 1 else 'them'} here" + why)
+
+
+def classification_table(runs: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """C5: accuracy (%) of each classifier of the posterior means, mean ± sd over seeds, one row per (decoder, model)
+    of the latent-50 runs (the 9-layer PixelCNN and the 2-layer MLP decoder, or every run at the smoke profile), the
+    paper's number beside, and the PCA-50 pixel reference (`reference`: one row per seed with the same
+    'classification.<clf>.acc' columns) as the last row. 'MLP se' is the standard error over seeds."""
+    from skipvae.metrics import CLASSIFIERS
+
+    quoted = paper_numbers()["tables"]["classification_mnist"]
+    if len(runs) and not (runs["profile"] == "smoke").all():
+        runs = runs[(runs["latent_dim"] == 50) & (((runs["arch"] == "pixelcnn") & (runs["dec_layers"] == 9))
+                                                  | ((runs["arch"] == "mlp") & (runs["dec_layers"] == 2)))]
+    groups = [(f"{arch} {model}", g, quoted[(quoted["arch"] == arch) & (quoted["model"] == model)]["accuracy"])
+              for (arch, model), g in runs.groupby(["arch", "model"], sort=False)] if len(runs) else []
+    if reference is not None and len(reference):
+        groups.append(("PCA-50 of the pixels (reference)", reference, pd.Series(dtype=float)))
+    rows = []
+    for name, g, paper in groups:
+        row = {"features": name, "seeds": g["seed"].nunique(), "paper (%)": fmt(paper.iloc[0]) if len(paper) else "–"}
+        for clf, label in CLASSIFIERS.items():
+            col = f"classification.{clf}.acc"
+            acc = 100 * pd.to_numeric(g[col], errors="coerce").dropna() if col in g.columns else pd.Series(dtype=float)
+            row[f"{label} (%)"] = fmt_mean_std(acc.mean(), acc.std() if len(acc) > 1 else None) if len(acc) else "–"
+            if clf == "mlp":
+                row["MLP se (seeds)"] = fmt(acc.std() / np.sqrt(len(acc))) if len(acc) > 1 else "–"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["features", "seeds", "paper (%)", *[f"{v} (%)" for v in CLASSIFIERS.values()],
+                                       "MLP se (seeds)"])
+
+
+def pca_reference_runs(experiment: str, profile: str) -> pd.DataFrame:
+    """The stored PCA-50 reference records of an experiment at a profile (experiments.pca_reference), one row per
+    seed with 'classification.<clf>.acc' columns; empty if none."""
+    import json
+
+    from skipvae.report.store import results_dir
+
+    rows = []
+    for path in sorted((results_dir(experiment, profile) / "reference").glob("pca50-s*.json")):
+        record = json.loads(path.read_text())
+        if record["settings"]["profile"] == profile:
+            rows.append({"seed": record["settings"]["seed"], **{f"classification.{k}.acc": v["acc"]
+                                                                for k, v in record["metrics"].items()
+                                                                if isinstance(v, dict)}})
+    return pd.DataFrame(rows)
