@@ -269,7 +269,7 @@ def claim2(runs: pd.DataFrame, profile: str) -> list[Check]:
         sub = runs[runs["dataset"] == dataset]
         depths = sorted(d for d in sub["dec_layers"].unique() if profile == "smoke" or d in (1, 3, 6, 9))
         for d in depths:
-            setting = f"{dataset}, {d} layer{'s' * (d > 1)}"
+            setting = f"{dataset}, {d} layer{'s' if d > 1 else ''}"
             checks += _skip_vs_vae("C2", sub, table[table["dataset"] == dataset], setting, {"dec_layers": d},
                                    int(sub["latent_dim"].iloc[0]), gates=[smoke])
         if len(depths) < 2:
