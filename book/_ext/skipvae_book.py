@@ -353,7 +353,8 @@ class ClaimsLedger(ResultsDirective):
         out.append(table_node(pd.DataFrame(rows, columns=["claim", "the paper's statement", "verdict", "profile",
                                                           "pages"]),
                               ["skipvae-ledger"], "Claims ledger: the paper's claims and our verdicts (the checks "
-                              "behind each follow).", "claims-ledger-" + "-".join(ledger["claim"])))
+                              "behind each follow).",
+                              "claims-ledger" + ("-" + "-".join(ledger["claim"]) if "claims" in self.options else "")))
         for r in ledger.itertuples(index=False):
             if not r.checks:
                 out.append(paragraph(f"{r.claim}: no run gives a check yet. Rule: {r.rule}"))
