@@ -118,14 +118,19 @@ def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progre
         totals["kl"] += out["kl"].sum().item()
         n += b
         bar.set_postfix(loss=f"{totals['loss'] / n:.2f}", kl=f"{totals['kl'] / n:.2f}")
-    return {k: v / max(n, 1) for k, v in totals.items()} | {"beta": kl_weight(cfg, epoch + 1, 0, 1), "examples": n}
+    return {k: v / max(n, 1) for k, v in totals.items()} | {"beta": kl_weight(cfg, epoch + 1, 0, 1), "examples": n,
+                                                            "steps": len(batches)}
 
 
 def validate(model, data, cfg: RunConfig, device, split: str = "valid") -> dict:
-    """Negative ELBO (beta = 1) on a split, with a fixed noise seed so it does not disturb the training RNG."""
+    """Negative ELBO (beta = 1) on a split, with a fixed noise seed so it does not disturb the training RNG, and the
+    collapse diagnostics of the same posteriors (refined for SA models): 'mi' (I_q over the split, one z each) and
+    'au' (active units at 0.01), so that every record holds KL, MI and AU against training time."""
+    from skipvae.metrics import active_units, mutual_information
+
     model.eval()
     totals = {"neg_elbo": 0.0, "rec": 0.0, "kl": 0.0}
-    n = 0
+    n, mus, logvars = 0, [], []
     with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
         torch.manual_seed(1234)
         for x, _ in data.batches(split, cfg.batch_size, shuffle=False):
@@ -134,9 +139,14 @@ def validate(model, data, cfg: RunConfig, device, split: str = "valid") -> dict:
                 out = model(x, beta=1.0)
             totals["rec"] += out["rec"].sum().item()
             totals["kl"] += out["kl"].sum().item()
+            mus.append(out["mu"].detach().float().cpu())
+            logvars.append(out["logvar"].detach().float().cpu())
             n += x.shape[0]
+        mu, logvar = torch.cat(mus), torch.cat(logvars)
+        curve = {"mi": mutual_information(mu, logvar, generator=torch.Generator().manual_seed(0)) if n > 1 else 0.0,
+                 "au": active_units(mu, 0.01) if n > 1 else 0}
     totals["neg_elbo"] = totals["rec"] + totals["kl"]
-    return {k: v / max(n, 1) for k, v in totals.items()}
+    return {k: v / max(n, 1) for k, v in totals.items()} | curve
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: RunConfig) -> None:
@@ -300,6 +310,8 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
         state.history.append({"epoch": state.epoch, "lr": state.lr, "train_loss": tr["loss"],
                               "train_rec": tr["rec"], "train_kl": tr["kl"], "beta": tr["beta"],
                               "val_neg_elbo": va["neg_elbo"], "val_rec": va["rec"], "val_kl": va["kl"],
+                              "val_mi": va["mi"], "val_au_0.01": va["au"],
+                              "updates": (state.history[-1].get("updates", 0) if state.history else 0) + tr["steps"],
                               "time_s": dt, "examples_per_s": tr["examples"] / dt})
         update_lr_schedule(cfg, state, improved, optimizer)
         save_checkpoint(run_dir, model, optimizer, state, cfg)

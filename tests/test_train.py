@@ -125,3 +125,19 @@ def test_text_lr_schedule_halves_after_stall_then_every_epoch_and_stops():
         update_lr_schedule(cfg, state, improved=True, optimizer=opt)
         lrs.append(state.lr)
     assert lrs == [0.25, 0.125, 0.0625, 0.03125, 0.015625]
+
+
+def test_every_epoch_records_kl_mi_au_and_updates(tmp_path, synthetic_data):
+    """The collapse-over-training curve: validation KL, MI and active units (0.01) at the end of every epoch, against
+    the number of optimizer updates, in the record's history."""
+    from skipvae.config import make_config
+    from skipvae.train import train
+
+    cfg = make_config("mnist", "skip-vae", "smoke", epochs=2, n_train=100, batch_size=25)
+    record = train(cfg, tmp_path / "run", progress=False)
+    history = record["history"]
+    assert [h["updates"] for h in history] == [4, 8]  # 100 images / 25 per batch, per epoch
+    for h in history:
+        assert -0.1 <= h["val_mi"] <= math.log(cfg.n_valid) + 1e-9  # one z per example: small negatives happen
+        assert 0 <= h["val_au_0.01"] <= cfg.latent_dim and isinstance(h["val_au_0.01"], int)
+        assert h["val_kl"] >= 0
