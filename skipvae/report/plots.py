@@ -93,3 +93,30 @@ def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None
                 ax.get_legend().remove()
     fig.tight_layout()
     return fig
+
+
+def plot_history(runs, metrics=("val_kl", "val_mi", "val_au_0.01"), hue: str = "model", marks: dict | None = None):
+    """Collapse over training: each metric of the records' per-epoch history (validation KL, MI, AU) against the
+    optimizer updates (epochs for records written before updates were counted), one line per run (colour: `hue`); `marks` {hue value: {metric: value}} draws the paper's
+    final values as dotted horizontal lines."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    rows = [{"run": r["name"], hue: r[hue], "seed": r["seed"], **h} for _, r in runs.iterrows()
+            for h in (r["history"] if isinstance(r.get("history"), list) else [])]
+    frame = pd.DataFrame(rows)
+    x = "updates" if "updates" in frame.columns and frame["updates"].notna().all() else "epoch"  # older records
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.8 * len(metrics), 3.3), squeeze=False)
+    palette = dict(zip(sorted(runs[hue].unique()), sns.color_palette()))
+    for ax, m in zip(axes[0], metrics):
+        if not frame.empty and m in frame.columns and frame[m].notna().any():
+            sns.lineplot(data=frame, x=x, y=m, hue=hue, units="run", estimator=None, marker="o",
+                         palette=palette, ax=ax, legend=ax is axes[0][0])
+        for value, paper in (marks or {}).items():
+            key = m.removeprefix("val_")
+            if key in paper and value in palette:
+                ax.axhline(paper[key], ls=":", color=palette[value], lw=1)
+        ax.set(title=METRIC_LABELS.get(m.removeprefix("val_"), m), xlabel=x, ylabel="")
+    fig.tight_layout()
+    return fig

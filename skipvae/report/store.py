@@ -92,9 +92,9 @@ def read_record(path: str | Path) -> dict:
 def flatten_record(record: dict) -> dict:
     """One table row: the run's top-level numbers, its config keys and metric keys as they are (nested metrics
     joined by '.', e.g. 'classification.logreg.acc'; a metric wins over a config key of the same name), and
-    its provenance as 'provenance.<key>'."""
+    its provenance as 'provenance.<key>', and the per-epoch 'history' (a list) for the curves over training."""
     row = {k: record.get(k) for k in ("name", "status", "best_epoch", "epochs_completed", "train_time_s",
-                                      "eval_time_s")}
+                                      "eval_time_s", "history")}
     row.update(record["config"])
     row.update(_classification_aliases(_flatten(record["metrics"])))
     row["elbo"] = paper_elbo(record)
