@@ -229,7 +229,13 @@ class PaperBeside(ResultsDirective):
         for item in self.options.get("where", "").split():
             key, _, value = item.partition("=")
             where[key] = int(value) if value.isdigit() else value
-        table = report.side_by_side(report.load_runs(tables[name].attrs["experiment"]), name, where=where)
+        runs = report.load_runs(tables[name].attrs["experiment"])
+        extra = None
+        if name == "table4":  # every text table shows the unigram floor of its profile, when it has been computed
+            floor = report.unigram_floor_record(report.best_profile(runs) or "cpu")
+            extra = pd.DataFrame([{"model": "unigram (floor)", "ppl": floor["ppl"], "elbo": -floor["nll"]}]) \
+                if floor else None
+        table = report.side_by_side(runs, name, where=where, extra_rows=extra)
         caption = (f"{table.attrs['setting']} Paper: quoted from {table.attrs['source']} Ours: mean ± std over seeds "
                    f"at the {table.attrs['profile']} profile. Units: {table.attrs['units']}.")
         return [table_node(table, ["skipvae-results", "skipvae-beside"], caption, f"beside-{name}")]
