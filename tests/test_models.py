@@ -20,13 +20,7 @@ from skipvae.models.savae import clip_by_norm, svi_refine
 VOCAB = 23
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 TINY = dict(latent_dim=3, enc_channels=4, dec_layers=2, dec_channels=4, mlp_hidden=8, emb_dim=6, enc_hidden=5,
             dec_hidden=7, svi_steps=3)
