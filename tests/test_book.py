@@ -448,6 +448,7 @@ def test_synthetic_records_fill_the_book(synthetic_book, chromium):
         notebook = check_page(chromium, base, "experiments/mnist_notebook")
         assert notebook["h1"] == "MNIST experiment"
         assert chromium.eval("document.querySelector('.cell_output').innerText.trim()") == "42"
+        assert chromium.eval("document.querySelectorAll('.skipvae-stale').length") == 1  # not today's source code
 
         claims = check_page(chromium, base, "claims")
         expected = list(report.claims_ledger(results)["verdict"])

@@ -511,13 +511,27 @@ def copy_executed_notebooks(app) -> None:
             cells = nb.get("cells", [])
             first = "".join(cells[0].get("source", "")) if cells else ""
             if not (cells and cells[0].get("cell_type") == "markdown" and first.lstrip().startswith("# ")):
-                cells.insert(0, {"cell_type": "markdown", "metadata": {},
+                cells.insert(0, {"cell_type": "markdown", "id": "skipvae-title", "metadata": {},
                                  "source": [f"# {exp.title}: the executed notebook"]})
+            source = report.REPO_ROOT / exp.notebook
+            if source.exists() and code_of(nb) != code_of(json.loads(source.read_text())):
+                cells.insert(1, {"cell_type": "markdown", "id": "skipvae-stale", "metadata": {}, "source": [
+                    f":::{{admonition}} Executed by an earlier version of `{exp.notebook}`\n:class: warning "
+                    f"skipvae-stale\nThe code of this executed notebook differs from the current source notebook: "
+                    f"its text, tables and verdicts are those of the version that ran. The experiment page above is "
+                    f"computed from the records by the current code. Re-execute to update:\n\n```bash\n"
+                    f"{run_commands(name)}\n```\n:::"]})
             write_if_changed(base.with_suffix(".ipynb"), json.dumps(nb, indent=1))
             base.with_suffix(".md").unlink(missing_ok=True)
         else:
             write_if_changed(base.with_suffix(".md"), placeholder_page(name))
             base.with_suffix(".ipynb").unlink(missing_ok=True)
+
+
+def code_of(nb: dict) -> list[str]:
+    """The code cells' sources of a notebook, without papermill's injected-parameters cell."""
+    return ["".join(c.get("source", "")) for c in nb.get("cells", []) if c.get("cell_type") == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
 
 def placeholder_page(name: str) -> str:

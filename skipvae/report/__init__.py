@@ -10,6 +10,7 @@ Everything public is importable from `skipvae.report` itself.
 """
 
 from skipvae.config import LATENT_MODELS, MODELS
+from skipvae.records import REPO_ROOT
 from skipvae.report.claims import *  # noqa: F401,F403
 from skipvae.report.claims import __all__ as _claims
 from skipvae.report.plots import fixed_jitter, plot_bars, plot_history, plot_lines, save_figure
@@ -26,7 +27,7 @@ from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE
 
 SKIP_PAIRS = (("vae", "skip-vae"), ("sa-vae", "skip-sa-vae"))  # (model, the same model with skips)
 
-__all__ = [*_claims, "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixed_jitter", "plot_bars", "plot_history", "plot_lines",
+__all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixed_jitter", "plot_bars", "plot_history", "plot_lines",
            "save_figure",
            "Interval", "difference", "level", "EXPERIMENTS", "MAIN_EXPERIMENTS", "PAPER_NUMBERS", "PROFILE_RANK",
            "Experiment", "all_runs", "collect_sweep", "experiment", "flatten_record", "load_runs", "load_theory",
