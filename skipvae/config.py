@@ -68,7 +68,7 @@ class RunConfig:
     iw_samples: int = 500
     iw_chunk: int = 50
     n_eval_nll: int | None = None  # test examples that get the IW-NLL (None: all)
-    # CUDA only: bf16 autocast for the training step (evaluation stays fp32); ignored on CPU
+    # bf16 autocast of the training step on CPU or CUDA (losses, KL, optimizer state and evaluation stay fp32)
     amp: bool = False
     notes: str = ""
     extra: dict = field(default_factory=dict)

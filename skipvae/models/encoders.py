@@ -6,10 +6,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from skipvae.models.ops import CHANNELS_LAST
+from skipvae.models.ops import CHANNELS_LAST, upcast
 from skipvae.models.pixelcnn import IMAGE_SIZE
 
 PAD = 0
+
+
+def heads(code: Tensor, mean: nn.Linear, logvar: nn.Linear) -> tuple[Tensor, Tensor]:
+    """(mu, logvar) = (mean(code), logvar(code)) in fp32, also under autocast: the KL and the SVI steps use them."""
+    with torch.autocast(code.device.type, enabled=False):
+        code = upcast(code)
+        return mean(code), logvar(code)
 
 
 class ResidualBlock(nn.Module):
@@ -45,7 +52,7 @@ class ResNetEncoder(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         # Flatten in (C, H, W) order, as a contiguous NCHW tensor would.
         code = self.cnn(x.contiguous(memory_format=CHANNELS_LAST)).contiguous().flatten(1)
-        return self.mean(code), self.logvar(code)
+        return heads(code, self.mean, self.logvar)
 
 
 class MLPEncoder(nn.Module):
@@ -60,7 +67,7 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         code = self.mlp(x.flatten(1))
-        return self.mean(code), self.logvar(code)
+        return heads(code, self.mean, self.logvar)
 
 
 class LSTMEncoder(nn.Module):
@@ -81,4 +88,4 @@ class LSTMEncoder(nn.Module):
         states, _ = self.rnn(self.embedding(x))  # [B, T, H]
         last = (x != PAD).sum(1) - 1  # index of </s>
         code = states[torch.arange(x.shape[0], device=x.device), last]
-        return self.mean(code), self.logvar(code)
+        return heads(code, self.mean, self.logvar)
