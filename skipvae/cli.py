@@ -124,7 +124,8 @@ def cmd_sweep(args) -> int:
     from skipvae.sweep import run_sweep
 
     run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
-              time_budget_s=args.piece_seconds, slurm=dict(kv.split("=", 1) for kv in args.slurm or []))
+              time_budget_s=args.piece_seconds, slurm=dict(kv.split("=", 1) for kv in args.slurm or []),
+              jobs=args.jobs, threads_per_run=args.threads_per_run)
     return 0
 
 
@@ -159,6 +160,11 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--slurm", nargs="*", metavar="KEY=VALUE",
                    help="submitit Slurm parameters, e.g. slurm_partition=gpu gpus_per_node=1")
     s.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="local executor: train this many runs at once (each its share of the threads; on a GPU "
+                        "they share the device); the records do not depend on it (default: 1)")
+    s.add_argument("--threads-per-run", type=int, default=None,
+                   help="CPU threads of each run with --jobs (default: CPU cores // jobs)")
     return parser
 
 
