@@ -19,8 +19,16 @@ from pathlib import Path
 
 from skipvae.config import RunConfig, ablation_config, make_config
 
-RECORDS = Path("results/precision/runs")  # committed: small JSON records
 RUNS = Path("runs/precision")  # checkpoints (git-ignored)
+
+
+def records_dir(root: str | Path | None = None) -> Path:
+    """Where the validation records are kept (committed, small JSON): <results>/precision/runs."""
+    from skipvae.report import results_dir
+
+    return results_dir(root) / "precision" / "runs"
+
+
 SEEDS = (0, 1, 2)
 METRICS = ("neg_elbo", "kl", "mi", "au_0.01", "nll")
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -45,10 +53,11 @@ def planned(families=FAMILIES, seeds=SEEDS) -> list[tuple[str, RunConfig]]:
     return [(f, family_configs(f, amp, s)) for f in families for s in seeds for amp in (False, True)]
 
 
-def run(families=FAMILIES, seeds=SEEDS, records: Path = RECORDS, runs: Path = RUNS) -> None:
+def run(families=FAMILIES, seeds=SEEDS, records: Path | None = None, runs: Path = RUNS) -> None:
     """Train every planned run that has no record yet (one at a time; each resumes from its checkpoint)."""
     from skipvae.train import train
 
+    records = records or records_dir()
     records.mkdir(parents=True, exist_ok=True)
     for fam, cfg in planned(families, seeds):
         path = records / f"{cfg.run_name()}.json"
@@ -64,8 +73,8 @@ def family_of(record: dict) -> str:
     return record["config"]["arch"]
 
 
-def load(records: Path = RECORDS) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(Path(records).glob("*.json"))]
+def load(records: Path | None = None) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(Path(records or records_dir()).glob("*.json"))]
 
 
 def paired(fp32: dict[int, float], bf16: dict[int, float]) -> dict:
@@ -112,7 +121,7 @@ def compare(records: list[dict]) -> dict:
 
 
 def table(comparison: dict) -> list[dict]:
-    """One row per (family, metric) for the book: means, difference, interval and seed sds."""
+    """One row per (family, metric) for the book: means, difference, interval and seed sds (numbers rounded)."""
     rows = []
     for fam, c in comparison.items():
         items = list(c["metrics"].items())
