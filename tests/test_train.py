@@ -114,3 +114,18 @@ def test_text_lr_schedule_halves_after_stall_then_every_epoch_and_stops():
         update_lr_schedule(cfg, state, improved=True, optimizer=opt)
         lrs.append(state.lr)
     assert lrs == [0.25, 0.125, 0.0625, 0.03125, 0.015625]
+
+
+def test_bf16_training_keeps_fp32_state_and_resumes_exactly(tmp_path):
+    """amp=True (bf16 autocast on CPU): the parameters, the Adam state and the record stay fp32 and finite, and a
+    run cut into pieces ends exactly where the uninterrupted one does."""
+    cfg = smoke(model="skip-vae", epochs=2, amp=True)
+    full = train(cfg, tmp_path / "full", progress=False)
+    assert train(cfg, tmp_path / "pieces", progress=False, max_epochs=1)["status"] == "paused"
+    pieced = train(cfg, tmp_path / "pieces", progress=False, max_epochs=1)
+    assert strip_times(pieced) == strip_times(full)
+    assert all(math.isfinite(h["val_neg_elbo"]) for h in full["history"])
+    ckpt = load_checkpoint(tmp_path / "full" / LAST)
+    assert all(t.dtype == torch.float32 for t in ckpt["model"].values() if t.is_floating_point())
+    for state in ckpt["optimizer"]["state"].values():
+        assert state["exp_avg"].dtype == torch.float32 and state["exp_avg_sq"].dtype == torch.float32
