@@ -14,24 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 
 from skipvae.config import RunConfig, ablation_config, make_config
+from skipvae.records import REPO_ROOT
 
-RUNS = Path("runs/precision")  # checkpoints (git-ignored)
-
-
-def records_dir(root: str | Path | None = None) -> Path:
-    """Where the validation records are kept (committed, small JSON): <results>/precision/runs."""
-    from skipvae.report import results_dir
-
-    return results_dir(root) / "precision" / "runs"
-
-
+RUNS = REPO_ROOT / "runs" / "precision"  # checkpoints (git-ignored)
 SEEDS = (0, 1, 2)
 METRICS = ("neg_elbo", "kl", "mi", "au_0.01", "nll")
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def records_dir() -> Path:
+    """Where the validation records are kept (committed, small JSON): $SKIPVAE_RESULTS or results/, precision/runs."""
+    return Path(os.environ.get("SKIPVAE_RESULTS") or REPO_ROOT / "results") / "precision" / "runs"
 
 
 def family_configs(family: str, amp: bool, seed: int) -> RunConfig:
@@ -112,7 +110,8 @@ def compare(records: list[dict]) -> dict:
         epochs = min((len(r["history"]) for amp in runs for r in runs[amp].values()), default=0)
         curve = [paired({s: r["history"][e]["val_neg_elbo"] for s, r in runs[False].items()},
                         {s: r["history"][e]["val_neg_elbo"] for s, r in runs[True].items()}) for e in range(epochs)]
-        agrees = all(p["within_seed_noise"] for p in list(metrics.values()) + curve if p["seeds"])
+        agrees = len(metrics["neg_elbo"]["seeds"]) > 1 and all(
+            p["within_seed_noise"] for p in list(metrics.values()) + curve if p["seeds"])
         seconds = {name: statistics.fmean(r["train_time_s"] for r in runs[amp].values()) if runs[amp] else math.nan
                    for name, amp in (("fp32", False), ("bf16", True))}
         out[fam] = {"metrics": metrics, "curve": curve, "agrees": agrees, "train_seconds": seconds,
