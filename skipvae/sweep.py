@@ -168,7 +168,8 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
               threads_per_run: int | None = None) -> list[dict]:
     """Run every unfinished run of a sweep; returns a status row per run.
 
-    local: pieces one after another in this process, or with jobs > 1 `jobs` runs at once (run_parallel). submitit-local / slurm: one job per piece; the driver
+    local: pieces one after another in this process, or with jobs > 1 `jobs` runs at once (run_parallel).
+    submitit-local / slurm: one job per piece; the driver
     waits and submits the next piece of each paused run until all are finished.
     """
     if executor not in EXECUTORS:

@@ -171,8 +171,13 @@ def test_iw_max_batch_splits_the_calls_and_keeps_the_numbers(arch):
         x[:, 0], x[:, -1] = 1, 2
     else:
         x = torch.bernoulli(torch.full((5, 1, 28, 28), 0.3), generator=gen(1))
-    sizes = []
-    model.log_likelihood = (lambda f: lambda x, z: sizes.append(x.shape[0]) or f(x, z))(model.log_likelihood)
+    sizes, log_likelihood = [], model.log_likelihood
+
+    def recording(x, z):
+        sizes.append(x.shape[0])
+        return log_likelihood(x, z)
+
+    model.log_likelihood = recording
     split = iw_log_marginal(model, x, K=9, chunk=4, generator=gen(2), max_batch=7)
     assert sizes == [7, 7, 6, 7, 7, 6, 5]  # chunks of 4, 4, 1 samples x 5 examples, cut at 7 rows
     whole = iw_log_marginal(model, x, K=9, chunk=4, generator=gen(2), max_batch=None)

@@ -513,7 +513,7 @@ def test_latent_errors():
 
 # --- bf16 autocast ------------------------------------------------------------------------------------------
 
-BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
+BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
