@@ -46,6 +46,12 @@ def family_configs(family: str, amp: bool, seed: int) -> RunConfig:
 FAMILIES = ("pixelcnn", "lstm", "mlp")
 
 
+def cpu_profile_uses_bf16(family: str) -> bool:
+    """Whether the cpu profile trains this family under bf16 autocast (its `amp` default in skipvae.config)."""
+    dataset, arch = ("yahoo", "lstm") if family == "lstm" else ("mnist", family)
+    return make_config(dataset, "vae", "cpu", arch=arch).amp
+
+
 def planned(families=FAMILIES, seeds=SEEDS) -> list[tuple[str, RunConfig]]:
     """(family, config) of every validation run, seeds interleaved with precisions (pairs finish together)."""
     return [(f, family_configs(f, amp, s)) for f in families for s in seeds for amp in (False, True)]
@@ -131,7 +137,8 @@ def table(comparison: dict) -> list[dict]:
             if not p["seeds"]:
                 continue
             rows.append({"model": f"{fam} VAE", "metric": m, "seeds": len(p["seeds"]), "fp32": p["fp32_mean"],
-                         "bf16": p["bf16_mean"], "bf16 - fp32": p["mean_diff"],
+                         "bf16": p["bf16_mean"], "per seed": ", ".join(f"{d:+.3g}" for d in p["diffs"]),
+                         "bf16 - fp32": p["mean_diff"],
                          "95% interval": f"[{p['ci95'][0]:.3g}, {p['ci95'][1]:.3g}]",
                          "seed sd fp32": p["sd_fp32"], "seed sd bf16": p["sd_bf16"],
                          "within seed noise": "yes" if p["within_seed_noise"] else "no"})

@@ -398,9 +398,11 @@ class PrecisionTable(ResultsDirective):
             speed = c["train_seconds"]
             verdict = "agrees within seed noise on every metric and epoch" if c["agrees"] else \
                 "does not agree within seed noise on every metric and epoch (see the rows marked no)"
+            default = "bf16" if precision.cpu_profile_uses_bf16(fam) else "fp32"
             nodes_out.append(paragraph(f"{fam} VAE ({c['n_pairs']} seed pairs): bf16 {verdict}; mean training "
                                        f"time {report.fmt(speed['fp32'], 0)} s in fp32, "
-                                       f"{report.fmt(speed['bf16'], 0)} s in bf16."))
+                                       f"{report.fmt(speed['bf16'], 0)} s in bf16. The cpu profile trains it in "
+                                       f"{default}."))
         return nodes_out
 
 
