@@ -3,7 +3,7 @@ importance-weighted NLL (against K and the sample chunk) on a small MLP VAE.
 
     python benchmarks/bench_metrics.py            # the full table (about a minute on 2 CPU cores)
     python benchmarks/bench_metrics.py --quick    # smaller sizes
-    python benchmarks/bench_metrics.py --eval     # IW-NLL seconds per 1,000 test items, before / after
+    python benchmarks/bench_metrics.py --eval --out results/bench/eval.json   # IW-NLL s per 1,000 items, before/after
 
 --eval times the IW-NLL of skipvae's own models, side by side in one run (alternating, medians): the PixelCNN
 VAE at the paper's sizes (9 layers, batch 50) at K=500 and the LSTM VAE at the cpu profile's sizes (batch 32,

@@ -24,9 +24,9 @@ from skipvae.errors import ConfigError, DataError, TrainingError
 LOG_2PI = math.log(2 * math.pi)
 PAD = 0  # text: id of <pad>; position 0 of every sentence is <s>, so the targets are x[:, 1:] != PAD
 AU_THRESHOLDS = (0.01, 0.02)
-# Rows per model.log_likelihood call in the IW-NLL: on CPU a PixelCNN forward runs about 2x faster on 50-100
-# images than on the 1,000-2,500 of a whole sample chunk (its activations then fall out of the caches), and an
-# LSTM over 32-320 rows 2x faster than over 1,600 (benchmarks/bench_metrics.py, --eval).
+# Rows per model.log_likelihood call in the IW-NLL, chosen by measurement (benchmarks/bench_metrics.py --eval):
+# on CPU a PixelCNN forward is much faster on 50-100 images than on the 1,000-2,500 of a whole sample chunk (whose
+# activations fall out of the caches); the LSTM is no slower on 100 rows than on 1,600, and faster when loaded.
 IW_MAX_BATCH = 100
 
 
