@@ -3,6 +3,13 @@ importance-weighted NLL (against K and the sample chunk) on a small MLP VAE.
 
     python benchmarks/bench_metrics.py            # the full table (about a minute on 2 CPU cores)
     python benchmarks/bench_metrics.py --quick    # smaller sizes
+    python benchmarks/bench_metrics.py --eval --out results/bench/eval.json   # IW-NLL s per 1,000 items, before/after
+
+--eval times the IW-NLL of skipvae's own models, side by side in one run (alternating, medians): the PixelCNN
+VAE at the paper's sizes (9 layers, batch 50) at K=500 and the LSTM VAE at the cpu profile's sizes (batch 32,
+30 tokens, 20k words) at K=200, each with one likelihood call per sample chunk (before) and with calls of
+at most IW_MAX_BATCH rows (after). One chunk of 50 samples of one batch is timed; the cost is linear in K and
+in the number of items, so seconds per 1,000 items = t_chunk * (K / 50) * (1000 / batch).
 
 Peak memory is the growth of the process's resident set during the call: the kernel's high-water mark
 (VmHWM) is reset just before the call through /proc/self/clear_refs (Linux), after freed heap pages were
@@ -23,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from skipvae.metrics import iw_nll, mutual_information
+from skipvae.metrics import IW_MAX_BATCH, iw_log_marginal, iw_nll, mutual_information
 
 
 class MLPVAE(nn.Module):
@@ -99,6 +106,50 @@ def bench_iw(batch: int, Ks, chunks, repeats: int, latent_dim: int = 20) -> list
     return rows
 
 
+def bench_eval(repeats: int, quick: bool = False) -> list[dict]:
+    """IW-NLL seconds per 1,000 items, one likelihood call per chunk (before) against IW_MAX_BATCH rows (after)."""
+    import statistics
+    import sys
+
+    from skipvae.config import make_config
+    from skipvae.models import build_model
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_models import images, sentences
+
+    profile = "smoke" if quick else "paper"
+    cases = []
+    torch.manual_seed(0)
+    image_model = build_model(make_config("mnist", "vae", profile, dec_layers=2 if quick else 9)).eval()
+    cases.append(("pixelcnn vae (paper sizes, 9 layers)", image_model, images(8 if quick else 50), 500))
+    text_cfg = make_config("yahoo", "vae", "smoke" if quick else "cpu")
+    vocab = 100 if quick else 20000
+    torch.manual_seed(0)
+    text_model = build_model(text_cfg, vocab_size=vocab).eval()
+    cases.append((f"lstm vae (cpu profile, V {vocab})", text_model,
+                  sentences(text_cfg.batch_size, text_cfg.max_len, vocab), 200))
+    chunk = 5 if quick else 50
+    rows = []
+    for name, model, x, K in cases:
+        B = x.shape[0]
+        with torch.no_grad():
+            mu, logvar = model.encode(x)
+        times = {"before": [], "after": []}
+        estimates = {}
+        for _ in range(repeats):
+            for label, max_batch in (("before", None), ("after", IW_MAX_BATCH)):
+                g = torch.Generator().manual_seed(0)
+                t0 = time.perf_counter()
+                estimates[label] = iw_log_marginal(model, x, chunk, chunk, mu, logvar, g, max_batch=max_batch)
+                times[label].append(time.perf_counter() - t0)
+        per_1000 = {k: statistics.median(v) * (K / chunk) * (1000 / B) for k, v in times.items()}
+        rows.append({"metric": "iw_nll", "model": name, "K": K, "batch": B, "chunk": chunk,
+                     "max_batch_after": IW_MAX_BATCH, "s_per_1000_before": per_1000["before"],
+                     "s_per_1000_after": per_1000["after"], "speedup": per_1000["before"] / per_1000["after"],
+                     "identical": bool(torch.equal(estimates["before"], estimates["after"]))})
+    return rows
+
+
 def print_table(rows: list[dict]) -> None:
     keys = list(rows[0])
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -114,8 +165,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case; the table shows the fastest")
     parser.add_argument("--out", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--eval", action="store_true", help="IW-NLL of skipvae's models: before / after")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    if args.eval:
+        rows = bench_eval(args.repeats, args.quick)
+        print_table(rows)
+        if args.out:
+            from skipvae.records import provenance
+            Path(args.out).write_text(json.dumps({"eval": rows, "provenance": provenance(0, "paper", "cpu"),
+                                                  "threads": torch.get_num_threads()}, indent=1))
+        return
     if args.quick:
         mi = bench_mi([1000, 4000], [32], args.repeats)
         iw = bench_iw(50, [1, 10, 100], [50], args.repeats)

@@ -1,27 +1,32 @@
-"""Training throughput of the skipvae models on this machine's CPU.
+"""Training throughput of skipvae's models, side by side in one run with the official code's way of computing them.
 
-    python benchmarks/bench_models.py                 # table; about 10 minutes on 2 cores (SA-VAE at K=20 dominates)
-    python benchmarks/bench_models.py --json out.json --compile
+    python benchmarks/bench_models.py                                  # about 10 minutes on 2 cores
+    python benchmarks/bench_models.py --official /path/to/skip-vae     # also the official CNNVAE itself
+    python benchmarks/bench_models.py --quick                          # tiny sizes: checks that it runs
+
+Every configuration is timed in the same process, the configurations taking turns round after round (so they
+see the same machine load); the table reports medians over all timed steps, and every ratio divides two
+medians of this run. Nothing is compared with a number typed in from another day.
 
 Measures
-  (a) the machine's fp32 matmul rate: torch.mm of 2048 x 2048 matrices, measured at the start and after
-      every timing round (the best of all is the rate the fractions refer to);
-  (b) training images/s (forward + backward + Adam step, batch 50) of the PixelCNN VAE and Skip-VAE at the
-      official sizes (latent 20, 8 layers x 32 channels, 3x3 kernels), the model's FLOPs per step (counted
-      by torch.utils.flop_counter) and the fraction of the matmul rate that the step reaches; next to them the
-      same model (same parameters, same function) run the way the official code runs it: NCHW tensors,
-      explicit pads and crops, concatenations, plain gates (`official_style_loss`);
-  (c) the cost of an SA-VAE training step (K = 20 SVI steps, exact second derivatives) relative to a VAE step;
-  (d) the weak MLP model (paper sizes), and the LSTM VAE, Skip-VAE and SA-VAE at the cpu profile (its sizes,
-      sentence length and SVI steps): the cost that sized the cpu profile of the text models.
-Timings on a shared machine are noisy: every number is the best over `--repeats` rounds in which the
-configurations take turns (so they see the same load); medians are kept in the JSON.
+  (a) the machine's matmul rates, fp32 and bf16 (torch.mm of 2048 x 2048), after every round (best kept);
+  (b) training images/s (forward + backward + gradient clipping + Adam, batch 50) of the PixelCNN VAE and
+      Skip-VAE at the paper's sizes (latent 20, --layers x 32 channels, 3x3 kernels), in fp32 and under bf16
+      autocast (cfg.amp), next to the same model computed the official way (the in-project re-statement
+      `official_style_loss`: NCHW, explicit pads and crops, concatenations, plain gates) and, with --official
+      DIR, the official `CNNVAE` of models_img_skip.py imported from that checkout (never copied here); each
+      with its FLOPs per step (torch.utils.flop_counter) and the fraction of the matmul rate of its precision;
+  (c) one SVI step of SA-VAE against a VAE step: (t_SA(K) - t_VAE) / K / t_VAE, K = --svi-steps;
+  (d) the weak MLP model, and the LSTM VAE in tokens/s at the cpu profile's sizes and at the paper's sizes
+      (1024 units, 512-d embeddings, 20k words; sentences cut to --paper-len tokens), fp32 and bf16;
+  (e) --profile: the operators that take the time of one bf16 PixelCNN VAE step (torch.profiler).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
 import os
 import platform
@@ -37,8 +42,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from skipvae.config import make_config
 from skipvae.models import build_model
 from skipvae.models.vae import kl_to_prior, reparameterize
-
-OFFICIAL_IMG_S = {"vae": 75.0, "skip-vae": 67.0}  # the official implementation on this machine (brief)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -84,13 +87,37 @@ def official_style_loss(model, x, beta: float = 1.0):
     return (rec + beta * kl_to_prior(mu, logvar)).mean()
 
 
+def official_cnnvae_loss(model, x, beta: float = 1.0):
+    """Batch-mean negative ELBO of the official CNNVAE, as train_img_skip.py computes it (sigmoid, then
+    utils.log_bernoulli_loss and utils.kl_loss_diag, both averaged over the batch)."""
+    mean, logvar = model._enc_forward(x)
+    z = model._reparameterize(mean, logvar)
+    preds = model._dec_forward(x, z)
+    nll = F.binary_cross_entropy(preds.float(), x, reduction="sum") / x.shape[0]
+    kl = (-0.5 * (1 + logvar - mean.pow(2) - logvar.exp()).sum(1)).float().mean()
+    return nll + beta * kl
+
+
+def official_cnnvae(official: Path, skip: bool, layers: int, latent: int):
+    """The official CNNVAE at the paper's sizes, imported from the checkout at `official` (not vendored)."""
+    sys.path.insert(0, str(official))
+    try:
+        module = importlib.import_module("models_img_skip")
+    finally:
+        sys.path.remove(str(official))
+    torch.manual_seed(0)
+    return module.CNNVAE(img_size=[1, 28, 28], latent_dim=latent, enc_layers=[64, 64, 64],
+                         dec_kernel_size=[3] * layers, dec_layers=[32] * layers, latent_feature_map=1,
+                         skip=int(skip))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Measurements
 # ---------------------------------------------------------------------------------------------------------
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Best fp32 torch.mm rate in GFLOP/s (2 n^3 flops per product)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
+    """Best torch.mm rate in GFLOP/s (2 n^3 flops per product) for n x n matrices of `dtype`."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
@@ -103,46 +130,56 @@ def _timed(fn) -> float:
 
 
 class Workload:
-    """One training configuration: `step()` runs forward + backward + Adam step on a fixed batch."""
+    """One training configuration: `step()` runs forward (under bf16 autocast if `amp`) + backward + gradient
+    clipping + Adam step on a fixed batch. `items` counts what the step processes (images or tokens)."""
 
-    def __init__(self, name: str, model, batch, loss_fn=None, unit: str = "img"):
-        self.name, self.model, self.batch, self.unit = name, model, batch, unit
+    def __init__(self, name: str, model, batch, loss_fn=None, unit: str = "img", amp: bool = False,
+                 items: int | None = None, group: str | None = None):
+        self.name, self.model, self.batch, self.unit, self.amp = name, model, batch, unit, amp
+        self.group = group  # workloads of one group are compared with the group's reference
+        self.items = items if items is not None else batch.shape[0]
         self.loss_fn = loss_fn or (lambda m, x: m(x)["loss"])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         self.times: list[float] = []
         self.flops: int | None = None
         self.extra: dict = {}
 
-    @property
-    def size(self) -> int:
-        return self.batch.shape[0]
+    def loss(self):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp):
+            return self.loss_fn(self.model, self.batch).float()
 
     def step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss_fn(self.model, self.batch).backward()
+        self.loss().backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.optimizer.step()
 
     def count_flops(self) -> int:
         with FlopCounterMode(display=False) as counter:
-            self.loss_fn(self.model, self.batch).backward()
+            self.loss().backward()
         self.optimizer.zero_grad(set_to_none=True)
         self.flops = counter.get_total_flops()
         return self.flops
 
-    def result(self, peak_gflops: float) -> dict:
-        best, median = min(self.times), statistics.median(self.times)
-        out = {"name": self.name, "best_step_s": best, "median_step_s": median, "steps_timed": len(self.times),
-               f"{self.unit}_per_s": self.size / best, f"{self.unit}_per_s_median": self.size / median}
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def result(self, peaks: dict) -> dict:
+        median = self.median()
+        out = {"name": self.name, "group": self.group, "precision": "bf16" if self.amp else "fp32",
+               "median_step_s": median, "best_step_s": min(self.times), "steps_timed": len(self.times),
+               f"{self.unit}_per_s": self.items / median}
         if self.flops is not None:
+            peak = peaks["bf16" if self.amp else "fp32"]
             out["gflop_per_step"] = self.flops / 1e9
-            out["gflop_per_s"] = self.flops / best / 1e9
-            out["fraction_of_matmul_peak"] = self.flops / best / 1e9 / peak_gflops
+            out["gflop_per_s"] = self.flops / median / 1e9
+            out["fraction_of_matmul_peak"] = out["gflop_per_s"] / peak
         return out | self.extra
 
 
 def run_rounds(workloads: list[Workload], repeats: int, steps: int, warmup: int = 2, probe=None) -> None:
     """Warm every workload up, then `repeats` rounds in which each times `steps` steps in turn; `probe()` is
-    called after every round (the matmul rate, so that it is measured under the same load)."""
+    called after every round (the matmul rates, so that they are measured under the same load)."""
     for w in workloads:
         for _ in range(warmup):
             w.step()
@@ -153,16 +190,18 @@ def run_rounds(workloads: list[Workload], repeats: int, steps: int, warmup: int 
             probe()
 
 
-def time_against(sa: Workload, vae: Workload, steps: int) -> None:
-    """Time `steps` steps of the (slow) SA workload, each right after a step of `vae` (same load), and store its
-    cost against the best VAE step and against the VAE step timed next to it (median)."""
+def time_against(sa: Workload, vae: Workload, steps: int, svi_steps: int) -> None:
+    """Time `steps` steps of the (slow) SA workload, each right after a step of `vae` (same load); store the
+    median ratio t_SA / t_VAE of adjacent steps and the cost of one SVI step, (ratio - 1) / K VAE steps."""
     ratios = []
+    sa.step()
     for _ in range(steps):
         t_vae = _timed(vae.step)
         sa.times.append(_timed(sa.step))
         ratios.append(sa.times[-1] / t_vae)
-    sa.extra["cost_vs_vae_step"] = min(sa.times) / min(vae.times)
-    sa.extra["cost_vs_adjacent_vae_step"] = statistics.median(ratios)
+    ratio = statistics.median(ratios)
+    sa.extra["cost_vs_adjacent_vae_step"] = ratio
+    sa.extra["svi_step_cost_in_vae_steps"] = (ratio - 1) / svi_steps
 
 
 def images(batch: int = 50, seed: int = 0) -> torch.Tensor:
@@ -183,104 +222,132 @@ def sentences(batch: int, length: int, vocab: int, seed: int = 0) -> torch.Tenso
 
 def pixelcnn(model: str, quick: bool, **overrides):
     torch.manual_seed(0)
-    profile = "smoke" if quick else "paper"
-    return build_model(make_config("mnist", model, profile, **overrides))
+    return build_model(make_config("mnist", model, "smoke" if quick else "paper", **overrides))
 
 
-def compiled_workload(name: str, model, batch) -> Workload:
-    """torch.compile'd model (optional): compile time in `extra`, or the reason it is unavailable."""
-    try:
-        compiled = torch.compile(model)
-        w = Workload(name, compiled, batch)
-        w.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        w.extra["compile_s"] = _timed(w.step)
-        return w
-    except Exception as e:  # noqa: BLE001 - any failure means "not available here"; eager is the default
-        print(f"torch.compile unavailable for {name}: {type(e).__name__}: {e}", file=sys.stderr)
-        return None
+def profile_step(w: Workload, top: int = 12) -> list[dict]:
+    """The operators that take the time of one step of `w` (self CPU time, torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    w.step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        w.step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"op": e.key, "self_ms": e.self_cpu_time_total / 1e3, "share": e.self_cpu_time_total / total,
+             "calls": e.count} for e in events[:top]]
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=5, help="rounds of timing (best is reported)")
-    ap.add_argument("--steps", type=int, default=3, help="timed training steps per workload and round")
-    ap.add_argument("--svi-steps", type=int, default=20, help="K of the SA-VAE step (paper: 20)")
-    ap.add_argument("--sa-steps", type=int, default=2, help="timed SA-VAE steps (each is slow)")
+    ap.add_argument("--official", type=Path, help="a checkout of yoonkim/skip-vae: also time its CNNVAE")
+    ap.add_argument("--repeats", type=int, default=7, help="rounds of timing (medians are reported)")
+    ap.add_argument("--steps", type=int, default=2, help="timed training steps per workload and round")
+    ap.add_argument("--layers", type=int, default=9, help="PixelCNN layers (the paper: 9)")
+    ap.add_argument("--svi-steps", type=int, default=5, help="K of the timed SA-VAE step (cost per SVI step)")
+    ap.add_argument("--sa-steps", type=int, default=3, help="timed SA-VAE steps (each is slow)")
+    ap.add_argument("--paper-len", type=int, default=40, help="sentence length of the paper-size LSTM")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd PixelCNN models")
+    ap.add_argument("--profile", action="store_true", help="profile one bf16 PixelCNN VAE step")
     ap.add_argument("--quick", action="store_true", help="tiny models, one round: checks the script runs")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
-        args.repeats, args.steps, args.sa_steps, args.svi_steps = 1, 1, 1, 2
+        args.repeats, args.steps, args.sa_steps, args.svi_steps, args.paper_len = 1, 1, 1, 2, 6
+    if args.official is not None and not (args.official / "models_img_skip.py").is_file():
+        ap.error(f"--official {args.official}: no models_img_skip.py there (a checkout of yoonkim/skip-vae)")
 
     n_mm = 512 if args.quick else 2048
-    peaks = [matmul_gflops(n_mm)]
-    probe = lambda: peaks.append(matmul_gflops(n_mm, repeats=3))  # noqa: E731
-    x = images(8 if args.quick else 50)
+    peaks = {"fp32": [matmul_gflops(torch.float32, n_mm)], "bf16": [matmul_gflops(torch.bfloat16, n_mm)]}
 
-    # (b) PixelCNN VAE / Skip-VAE, optimised vs the official code's way, same parameters and batch.
+    def probe():
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            peaks[name].append(matmul_gflops(dtype, n_mm, repeats=3))
+
+    x = images(8 if args.quick else 50)
+    layers = 2 if args.quick else args.layers
+
+    # (b) PixelCNN VAE / Skip-VAE: skipvae fp32 / bf16 against the official way (re-statement, official code).
     pixel = []
     for model_name in ("vae", "skip-vae"):
-        model = pixelcnn(model_name, args.quick)
-        reference = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
-        pixel.append(Workload(f"pixelcnn {model_name}", model, x))
-        pixel.append(Workload(f"pixelcnn {model_name} (official-style)", reference, x, loss_fn=official_style_loss))
+        model = pixelcnn(model_name, args.quick, dec_layers=layers)
+        group = f"pixelcnn {model_name}"
+        if args.official is not None:
+            ref = official_cnnvae(args.official, model_name == "skip-vae", layers, model.latent_dim)
+            for amp in (False, True):
+                pixel.append(Workload(f"{group} official CNNVAE" + (" bf16" if amp else ""), copy.deepcopy(ref), x,
+                                      loss_fn=official_cnnvae_loss, amp=amp, group=group))
+        restated = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+        for amp in (False, True):
+            pixel.append(Workload(f"{group} official-style" + (" bf16" if amp else ""), copy.deepcopy(restated), x,
+                                  loss_fn=official_style_loss, amp=amp, group=group))
+        for amp in (False, True):
+            pixel.append(Workload(f"{group} skipvae" + (" bf16" if amp else ""), copy.deepcopy(model), x, amp=amp,
+                                  group=group))
     for w in pixel:
         w.count_flops()
-    if args.compile:
-        for model_name, eager in (("vae", pixel[0]), ("skip-vae", pixel[2])):
-            w = compiled_workload(f"pixelcnn {model_name} (torch.compile)", pixelcnn(model_name, args.quick), x)
-            if w is not None:
-                w.flops = eager.flops
-                pixel.append(w)
     run_rounds(pixel, args.repeats, args.steps, probe=probe)
 
-    # (c) SA-VAE at K = svi_steps against the VAE step.
-    sa = Workload(f"pixelcnn sa-vae K={args.svi_steps}", pixelcnn("sa-vae", args.quick, svi_steps=args.svi_steps), x)
-    time_against(sa, pixel[0], args.sa_steps)
+    # (c) one SVI step of SA-VAE, against the VAE step (bf16 and fp32)
+    sa_loads = []
+    for amp in (False, True):
+        vae = next(w for w in pixel if w.name == "pixelcnn vae skipvae" + (" bf16" if amp else ""))
+        sa = Workload(f"pixelcnn sa-vae K={args.svi_steps} skipvae" + (" bf16" if amp else ""),
+                      pixelcnn("sa-vae", args.quick, dec_layers=layers, svi_steps=args.svi_steps), x, amp=amp)
+        time_against(sa, vae, args.sa_steps, args.svi_steps)
+        sa_loads.append(sa)
 
-    # (d) MLP (paper sizes) and the LSTM at the cpu profile (its sizes, its sentence length, its SVI steps): the
-    # measurement that sized the cpu profile of the text models.
+    # (d) MLP (paper sizes) and the LSTM VAE in tokens/s at the cpu profile's and the paper's sizes.
     others = []
-    for model_name in ("vae", "skip-vae"):
+    for amp in (False, True):
         torch.manual_seed(0)
-        others.append(Workload(f"mlp {model_name}", build_model(make_config(
-            "mnist", model_name, "smoke" if args.quick else "paper", arch="mlp")), x))
+        others.append(Workload("mlp vae skipvae" + (" bf16" if amp else ""), build_model(make_config(
+            "mnist", "vae", "smoke" if args.quick else "paper", arch="mlp")), x, amp=amp, group="mlp vae"))
     vocab = 100 if args.quick else 20000
-    text_cfg = {m: make_config("yahoo", m, "smoke" if args.quick else "cpu") for m in ("vae", "skip-vae", "sa-vae")}
-    text = sentences(text_cfg["vae"].batch_size, text_cfg["vae"].max_len, vocab)
-    lstm = {}
-    for model_name, cfg in text_cfg.items():
-        torch.manual_seed(0)
-        name = f"lstm {model_name}" + (f" K={cfg.svi_steps}" if cfg.semi_amortized else "")
-        lstm[model_name] = Workload(f"{name} (emb {cfg.emb_dim}, hidden {cfg.dec_hidden}, V {vocab})",
-                                    build_model(cfg, vocab_size=vocab), text, unit="sent")
-    others += [lstm["vae"], lstm["skip-vae"]]
+    for profile in ("cpu", "paper"):
+        cfg = make_config("yahoo", "vae", "smoke" if args.quick else profile)
+        length = cfg.max_len if profile == "cpu" else args.paper_len
+        text = sentences(cfg.batch_size, length, vocab)
+        tokens = int((text[:, 1:] != 0).sum())
+        for amp in (False, True):
+            torch.manual_seed(0)
+            others.append(Workload(f"lstm vae {profile} sizes (emb {cfg.emb_dim}, hidden {cfg.dec_hidden}, "
+                                   f"len {length})" + (" bf16" if amp else ""), build_model(cfg, vocab_size=vocab),
+                                   text, unit="tok", amp=amp, items=tokens, group=f"lstm vae {profile}"))
     for w in others:
         w.count_flops()
     run_rounds(others, args.repeats, args.steps, probe=probe)
-    time_against(lstm["sa-vae"], lstm["vae"], args.sa_steps)
-    others.append(lstm["sa-vae"])
-    peak = max(peaks)
 
+    best = {k: max(v) for k, v in peaks.items()}
+    rows = [w.result(best) for w in pixel + sa_loads + others]
+    for r in rows:  # ratios of medians within each group: against the official code (if given), else the re-statement
+        group = [q for q in rows if q["group"] is not None and q["group"] == r["group"]]
+        unit = "img_per_s" if "img_per_s" in r else "tok_per_s"
+        fp32 = next((q for q in group if q["name"].endswith("official CNNVAE")), None)
+        style = next((q for q in group if q["name"].endswith("official-style")), None)
+        base = next((q for q in group if q["precision"] == "fp32" and "official" not in q["name"]), None)
+        if fp32 is not None:
+            r["x_official_fp32"] = r[unit] / fp32[unit]
+        if style is not None:
+            r["x_official_style_fp32"] = r[unit] / style[unit]
+        if base is not None and "official" not in r["name"]:
+            r["x_skipvae_fp32"] = r[unit] / base[unit]
     results = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "settings": vars(args) | {"json": str(args.json) if args.json else None},
-        "matmul_size": n_mm,
-        "matmul_gflop_per_s": peak,
-        "matmul_gflop_per_s_samples": peaks,
-        "official_img_per_s": OFFICIAL_IMG_S,
-        "workloads": [w.result(peak) for w in pixel + [sa] + others],
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "matmul_size": n_mm, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
+        "workloads": rows,
     }
-    for r in results["workloads"]:
-        for m in OFFICIAL_IMG_S:
-            if r["name"] == f"pixelcnn {m}":
-                r["speedup_vs_official"] = r["img_per_s"] / OFFICIAL_IMG_S[m]
-                ref = next(q for q in results["workloads"] if q["name"] == f"pixelcnn {m} (official-style)")
-                r["speedup_vs_official_style"] = r["img_per_s"] / ref["img_per_s"]
+    if args.profile:
+        w = next(w for w in pixel if w.name == "pixelcnn vae skipvae bf16")
+        results["profile_pixelcnn_vae_bf16"] = profile_step(w)
+    try:
+        from skipvae.records import provenance
+        results["provenance"] = provenance(0, "paper", "cpu")
+    except Exception as e:  # noqa: BLE001 - provenance is best effort outside a git checkout
+        results["provenance"] = {"error": str(e)}
     print_table(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -289,24 +356,26 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def print_table(results: dict) -> None:
-    print(f"\nmatmul fp32 ({results['matmul_size']}^2, best): {results['matmul_gflop_per_s']:.0f} GFLOP/s, "
-          f"{results['machine']['threads']} threads, torch {results['machine']['torch']}")
-    print(f"{'workload':58s} {'best/s':>8s} {'median/s':>9s} {'GFLOP/step':>10s} {'GFLOP/s':>8s} {'%peak':>6s}  notes")
+    mm = results["matmul_gflop_per_s"]
+    print(f"\nmatmul {results['matmul_size']}^2 (best): fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s; "
+          f"{results['machine']['threads']} threads, torch {results['machine']['torch']}; medians of "
+          f"{results['settings']['repeats']} rounds")
+    print(f"{'workload':62s} {'median/s':>9s} {'GFLOP/step':>10s} {'GFLOP/s':>8s} {'%peak':>6s}  ratios (medians)")
     for r in results["workloads"]:
-        unit = "img" if "img_per_s" in r else "sent"
+        unit = next(u for u in ("img", "tok") if f"{u}_per_s" in r)
         notes = []
-        if "speedup_vs_official" in r:
-            notes.append(f"x{r['speedup_vs_official']:.2f} vs official {OFFICIAL_IMG_S[r['name'].split()[1]]:.0f}/s, "
-                         f"x{r['speedup_vs_official_style']:.2f} vs official-style here")
-        if "cost_vs_vae_step" in r:
-            notes.append(f"{r['cost_vs_vae_step']:.1f}x the best VAE step, {r['cost_vs_adjacent_vae_step']:.1f}x "
-                         f"the VAE step timed next to it")
-        if "compile_s" in r:
-            notes.append(f"compile {r['compile_s']:.0f} s")
+        for key, label in (("x_official_fp32", "official CNNVAE fp32"),
+                           ("x_official_style_fp32", "official-style fp32"), ("x_skipvae_fp32", "skipvae fp32")):
+            if r.get(key) is not None:
+                notes.append(f"x{r[key]:.2f} vs {label}")
+        if "svi_step_cost_in_vae_steps" in r:
+            notes.append(f"SA step = {r['cost_vs_adjacent_vae_step']:.1f} VAE steps; one SVI step = "
+                         f"{r['svi_step_cost_in_vae_steps']:.2f} VAE steps")
         gf = f"{r['gflop_per_step']:10.2f} {r['gflop_per_s']:8.1f} {100 * r['fraction_of_matmul_peak']:5.1f}%" \
             if "gflop_per_step" in r else f"{'':10s} {'':8s} {'':6s}"
-        print(f"{r['name'] + f' ({unit}/s)':58s} {r[f'{unit}_per_s']:8.1f} {r[f'{unit}_per_s_median']:9.1f} {gf}  "
-              + "; ".join(notes))
+        print(f"{r['name'] + f' ({unit}/s)':62s} {r[f'{unit}_per_s']:9.1f} {gf}  " + "; ".join(notes))
+    for p in results.get("profile_pixelcnn_vae_bf16", []):
+        print(f"  profile: {p['op']:45s} {p['self_ms']:8.1f} ms {100 * p['share']:5.1f}%  ({p['calls']} calls)")
 
 
 if __name__ == "__main__":

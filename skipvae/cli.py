@@ -161,9 +161,11 @@ def cmd_sweep(args) -> int:
     from skipvae.sweep import run_sweep
 
     check_param("piece_seconds", args.piece_seconds, "positive_float")
+    check_param("jobs", args.jobs, "positive_int")
+    check_param("threads_per_run", args.threads_per_run, "optional_positive_int")
     slurm = parse_slurm(args.slurm or [])
     run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
-              time_budget_s=args.piece_seconds, slurm=slurm)
+              time_budget_s=args.piece_seconds, slurm=slurm, jobs=args.jobs, threads_per_run=args.threads_per_run)
     return 0
 
 
@@ -217,6 +219,11 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
     s.add_argument("--slurm", nargs="*", metavar="KEY=VALUE",
                    help="submitit Slurm parameters, e.g. slurm_partition=gpu gpus_per_node=1")
     s.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="local executor: train this many runs at once (each its share of the threads; on a GPU "
+                        "they share the device); the records do not depend on it (default: 1)")
+    s.add_argument("--threads-per-run", type=int, default=None,
+                   help="CPU threads of each run with --jobs (default: CPU cores // jobs)")
 
     c = sub.add_parser("collect", help="copy a sweep's finished records into results/<experiment> for the book",
                        description="Copy the finished run records of a sweep folder (runs/<sweep>/<run>/record.json, "

@@ -8,6 +8,10 @@ A sweep file:
       model: [vae, skip-vae]
       seed: [0, 1, 2]
 
+`--jobs N` (local executor) trains N runs at once on this machine, each in its own process with its share of
+the CPU threads (`threads_per_run`, default cpu_count // N) or, on a GPU, sharing the one device. A run's
+numbers do not depend on N: each run is seeded by its config alone, and its thread count is set explicitly.
+
 Every run trains in *pieces*: a piece stops cleanly at an epoch boundary before `time_budget_s` and the next
 piece resumes from the checkpoint, so long trainings fit short job slots. Because a resumed run ends exactly
 where an uninterrupted one would, the final record does not depend on how the run was cut into pieces.
@@ -16,6 +20,7 @@ where an uninterrupted one would, the final record does not depend on how the ru
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +111,35 @@ def run_to_completion(cfg: RunConfig, run_dir: Path, time_budget_s: float | None
             return pieces
 
 
+def _set_threads(threads: int) -> None:
+    """Process initializer of a parallel sweep: this worker's share of the CPU threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_local_job(cfg_dict: dict, run_dir: str, time_budget_s, data_dir, max_epochs) -> tuple[str, int]:
+    cfg = RunConfig.from_dict(cfg_dict)
+    return run_dir, run_to_completion(cfg, Path(run_dir), time_budget_s, data_dir, max_epochs)
+
+
+def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run: int | None, time_budget_s,
+                 data_dir, max_epochs) -> None:
+    """Train the runs of `todo`, `jobs` at a time, each in a fresh process (spawned: no state shared with this
+    one) with `threads_per_run` CPU threads (default: cpu_count // jobs, at least 1)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = threads_per_run or max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_set_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
+                   for cfg, d in todo]
+        for future in as_completed(futures):
+            run_dir, pieces = future.result()  # re-raises a run's error
+            print(f"finished {Path(run_dir).name} in {pieces} piece(s)")
+
+
 def make_executor(kind: str, folder: Path, time_budget_s: float | None, slurm: dict | None = None):
     """A submitit executor: 'slurm' (a cluster; time limit set a little above the piece budget) or
     'submitit-local' (submitit's LocalExecutor: same code path, on this machine)."""
@@ -135,14 +169,19 @@ def _coerce(params: dict) -> dict:
 
 def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs", data_dir=None,
               dry_run: bool = False, time_budget_s: float | None = 540.0, slurm: dict | None = None,
-              max_epochs: int | None = None, poll_s: float = 5.0) -> list[dict]:
+              max_epochs: int | None = None, poll_s: float = 5.0, jobs: int = 1,
+              threads_per_run: int | None = None) -> list[dict]:
     """Run every unfinished run of a sweep; returns a status row per run.
 
-    local: pieces one after another in this process. submitit-local / slurm: one job per piece; the driver
+    local: pieces one after another in this process, or with jobs > 1 `jobs` runs at once (run_parallel).
+    submitit-local / slurm: one job per piece; the driver
     waits and submits the next piece of each paused run until all are finished.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
+    for name, value in (("jobs", jobs), ("threads_per_run", threads_per_run)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"{name}={value!r} is impossible: it must be a positive integer.")
     sweep = load_sweep(path) if not isinstance(path, Sweep) else path
     root = Path(out) / sweep.name
     runs = [(cfg, root / cfg.run_name()) for cfg in sweep.configs]
@@ -150,7 +189,9 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
     print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to run")
     if dry_run or not todo:
         return [{"run": d.name, "finished": is_finished(cfg, d)} for cfg, d in runs]
-    if executor == "local":
+    if executor == "local" and jobs > 1:
+        run_parallel(todo, jobs, threads_per_run, time_budget_s, data_dir, max_epochs)
+    elif executor == "local":
         for cfg, run_dir in todo:
             pieces = run_to_completion(cfg, run_dir, time_budget_s, data_dir, max_epochs)
             print(f"finished {run_dir.name} in {pieces} piece(s)")

@@ -101,7 +101,7 @@ def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progre
     for step, (x, _) in enumerate(bar):
         x = x.to(device, non_blocking=True)
         beta = kl_weight(cfg, epoch, step, len(batches))
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp):  # loss, KL: fp32
             out = model(x, beta=beta)
         loss = out["loss"].float()
         if not torch.isfinite(loss):

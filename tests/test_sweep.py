@@ -83,3 +83,32 @@ def test_submitit_local_executor(tmp_path, monkeypatch):
     assert rows == [{"run": load_sweep(path).configs[0].run_name(), "finished": True}]
     cfg = load_sweep(path).configs[0]
     assert is_finished(cfg, tmp_path / "runs" / "t" / cfg.run_name())
+
+
+def test_parallel_jobs_give_the_records_of_one_job(tmp_path):
+    """--jobs 2 (two runs at once, spawned processes, 1 thread each) ends with the records of --jobs 1."""
+    import torch
+
+    path = write(tmp_path, dict(SMOKE, base=dict(SMOKE["base"], epochs=1)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the thread count of each parallel run
+    try:
+        run_sweep(path, out=tmp_path / "one", time_budget_s=None)
+    finally:
+        torch.set_num_threads(threads)
+    run_sweep(path, out=tmp_path / "two", time_budget_s=None, jobs=2, threads_per_run=1)
+    for cfg in load_sweep(path).configs:
+        a = json.loads((tmp_path / "one" / "t" / cfg.run_name() / RECORD).read_text())
+        b = json.loads((tmp_path / "two" / "t" / cfg.run_name() / RECORD).read_text())
+        for record in (a, b):
+            for key in ("provenance", "train_time_s", "eval_time_s", "wall_time_s", "train_examples_per_s"):
+                record.pop(key)
+            record["metrics"].pop("timing")
+            for h in record["history"]:
+                h.pop("time_s"), h.pop("examples_per_s")
+        assert a == b
+
+
+def test_jobs_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="jobs=0"):
+        run_sweep(write(tmp_path, SMOKE), out=tmp_path / "runs", jobs=0)

@@ -15,6 +15,7 @@ Directives (in MyST pages: ```{name} argument```):
     rule-history                       when the ledger's rules were fixed or changed
     profile-table <arch>               the scale of the smoke, cpu and paper profiles (skipvae.config)
     provenance-table, timing-table     where and how long the runs ran
+    precision-table                    fp32 against bf16 autocast training (skipvae.precision)
 Roles:
     {cfg}`dataset[/arch] profile key`  a value of skipvae.config.make_config (e.g. {cfg}`mnist cpu epochs`)
     {paper}`table|row|column`          a number quoted from the papers (row: model, or arch/model)
@@ -405,6 +406,37 @@ class ProfileTable(SphinxDirective):
         return [table_node(table, ["skipvae-profiles"], caption, f"profiles-{arch}")]
 
 
+class PrecisionTable(ResultsDirective):
+    """fp32 against bf16 autocast training (skipvae.precision): one row per model and metric, and the verdict."""
+
+    def make(self):
+        from skipvae import precision
+
+        comparison = precision.compare(precision.load())
+        if not comparison:
+            return [admonition("Not run yet", [paragraph("The fp32 / bf16 comparison appears here once "
+                                                         "`python -m skipvae.precision run` has written records.")],
+                               ["warning", "skipvae-not-run"])]
+        df = pd.DataFrame(precision.table(comparison))
+        for c in ("fp32", "bf16", "bf16 - fp32", "seed sd fp32", "seed sd bf16"):
+            df[c] = [report.fmt(v, 3) for v in df[c]]
+        caption = ("Test metrics (nats; AU in dimensions) of the same cpu-profile runs trained in fp32 and under "
+                   "bf16 autocast, seeds paired; the interval is the paired 95% t interval of bf16 - fp32, "
+                   "'within seed noise' = |mean difference| at most the larger seed sd.")
+        nodes_out = [table_node(df.astype(str), ["skipvae-results", "skipvae-results-precision"], caption,
+                                "precision")]
+        for fam, c in comparison.items():
+            speed = c["train_seconds"]
+            verdict = "agrees within seed noise on every metric and epoch" if c["agrees"] else \
+                "does not agree within seed noise on every metric and epoch (see the rows marked no)"
+            default = "bf16" if precision.cpu_profile_uses_bf16(fam) else "fp32"
+            nodes_out.append(paragraph(f"{fam} VAE ({c['n_pairs']} seed pairs): bf16 {verdict}; mean training "
+                                       f"time {report.fmt(speed['fp32'], 0)} s in fp32, "
+                                       f"{report.fmt(speed['bf16'], 0)} s in bf16. The cpu profile trains it in "
+                                       f"{default}."))
+        return nodes_out
+
+
 class ProvenanceTable(ResultsDirective):
     def make(self):
         df = report.provenance_table()
@@ -585,7 +617,8 @@ def setup(app):
                             "paper-beside": PaperBeside, "rule-history": RuleHistory,
                             "results-figure": ResultsFigure, "theory-table": TheoryTable,
                             "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,
-                            "provenance-table": ProvenanceTable, "timing-table": TimingTable}.items():
+                            "provenance-table": ProvenanceTable, "timing-table": TimingTable,
+                            "precision-table": PrecisionTable}.items():
         app.add_directive(name, directive)
     app.add_role("cfg", ConfigRole())
     app.add_role("paper", PaperRole())

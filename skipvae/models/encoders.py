@@ -7,8 +7,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from skipvae.data.text import PAD_ID
-from skipvae.models.ops import CHANNELS_LAST
+from skipvae.models.ops import CHANNELS_LAST, upcast
 from skipvae.models.pixelcnn import IMAGE_SIZE
+
+
+def heads(code: Tensor, mean: nn.Linear, logvar: nn.Linear) -> tuple[Tensor, Tensor]:
+    """(mu, logvar) = (mean(code), logvar(code)) in fp32, also under autocast: the KL and the SVI steps use them."""
+    with torch.autocast(code.device.type, enabled=False):
+        code = upcast(code)
+        return mean(code), logvar(code)
 
 
 class ResidualBlock(nn.Module):
@@ -44,7 +51,7 @@ class ResNetEncoder(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         # Flatten in (C, H, W) order, as a contiguous NCHW tensor would.
         code = self.cnn(x.contiguous(memory_format=CHANNELS_LAST)).contiguous().flatten(1)
-        return self.mean(code), self.logvar(code)
+        return heads(code, self.mean, self.logvar)
 
 
 class MLPEncoder(nn.Module):
@@ -59,7 +66,7 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         code = self.mlp(x.flatten(1))
-        return self.mean(code), self.logvar(code)
+        return heads(code, self.mean, self.logvar)
 
 
 class LSTMEncoder(nn.Module):
@@ -80,7 +87,7 @@ class LSTMEncoder(nn.Module):
         states, _ = self.rnn(self.embedding(x))  # [B, T, H]
         last = (x != PAD_ID).sum(1) - 1  # index of </s>
         code = states[torch.arange(x.shape[0], device=x.device), last]
-        return self.mean(code), self.logvar(code)
+        return heads(code, self.mean, self.logvar)
 
 
 class NoLatentEncoder(nn.Module):

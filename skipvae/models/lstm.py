@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from skipvae.data.text import PAD_ID
+from skipvae.models.ops import upcast
 
 
 class LSTMDecoder(nn.Module):
@@ -61,7 +62,7 @@ class LSTMDecoder(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) = sum over the targets (words and </s>; pads skipped) of log softmax, per example [B]."""
-        logits = self.logits(x, z)
+        logits = upcast(self.logits(x, z))  # the loss in fp32 under autocast
         target = x[:, 1:]
         nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID, reduction="none")
         return -nll.view_as(target).sum(1)

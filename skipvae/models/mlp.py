@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from skipvae.models.ops import upcast
 from skipvae.models.pixelcnn import IMAGE_SIZE
 
 
@@ -40,5 +41,5 @@ class MLPDecoder(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) summed over the 784 pixels, per example [B]."""
-        logits = self.logits(x, z)
+        logits = upcast(self.logits(x, z))  # the loss in fp32 under autocast
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)

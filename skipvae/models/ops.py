@@ -6,6 +6,12 @@ memory traffic, or with a cheaper second derivative (needed by SA-VAE training).
     pad2d(x, ...)    F.pad for [B, C, H, W] (negative amounts crop), zeros written only where needed
     conv2d(x, conv)  F.conv2d with conv's parameters, and a second derivative made of convolutions and
                      convolution_backward calls instead of PyTorch's generic (and on CPU very slow) one
+
+Mixed precision: under torch.autocast (CPU or CUDA, bf16) conv2d casts x, W, b to the autocast dtype before
+the autograd function, as F.conv2d would, with differentiable casts (second derivatives reach the fp32
+parameters). Every backward casts its incoming gradients to the dtype of its saved tensors, so one node
+computes in one dtype (oneDNN has no mixed-dtype convolution); autograd casts the gradients it returns to each
+input's dtype. Outside autocast every cast is the identity: the fp32 path is unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +24,31 @@ from torch.autograd.function import once_differentiable
 CHANNELS_LAST = torch.channels_last
 
 
+def autocast_dtype(t: Tensor) -> torch.dtype | None:
+    """The dtype that autocast gives matrix products on t's device, or None when autocast is off there."""
+    kind = t.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+
+
+def upcast(t: Tensor) -> Tensor:
+    """t in fp32 if it is a 16-bit float (autocast's output), else t itself (fp32 and fp64 stay as they are)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
+def sigmoid(b: Tensor) -> Tensor:
+    """torch.sigmoid(b). A 16-bit channel slice is first copied to a dense channels-last tensor: PyTorch's CPU bf16
+    sigmoid is several times slower on the strided slice than copy + sigmoid (the bf16 PixelCNN step gains 7-9%,
+    benchmarks/bench_models.py --profile). fp32 is computed as before."""
+    if b.dtype in (torch.bfloat16, torch.float16) and not b.is_contiguous(memory_format=CHANNELS_LAST):
+        b = b.contiguous(memory_format=CHANNELS_LAST)
+    return torch.sigmoid(b)
+
+
+def cast(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """t in `dtype` (t itself when it already is, or None)."""
+    return None if t is None else t.to(dtype)
+
+
 class GatedActivation(torch.autograd.Function):
     """tanh(a) * sigmoid(b) for the channel halves (a, b) of x, then z_map appended as one more channel.
 
@@ -28,7 +59,7 @@ class GatedActivation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, z_map: Tensor | None = None) -> Tensor:
         C = x.shape[1] // 2
-        t, s = torch.tanh(x[:, :C]), torch.sigmoid(x[:, C:])
+        t, s = torch.tanh(x[:, :C]), sigmoid(x[:, C:])
         ctx.save_for_backward(x, t, s)
         ctx.with_map = z_map is not None
         if z_map is None:
@@ -43,7 +74,7 @@ class GatedActivation(torch.autograd.Function):
         x, t, s = ctx.saved_tensors
         C = t.shape[1]
         g_map = g[:, C:] if ctx.with_map else None
-        return GateBackward.apply(g[:, :C], x, t, s), g_map
+        return GateBackward.apply(cast(g[:, :C], t.dtype), x, t, s), g_map
 
 
 class GateBackward(torch.autograd.Function):
@@ -70,6 +101,7 @@ class GateBackward(torch.autograd.Function):
     def backward(ctx, ggx: Tensor):
         g, t, s = ctx.saved_tensors
         C = t.shape[1]
+        ggx = cast(ggx, t.dtype)
         u, w = ggx[:, :C], ggx[:, C:]
         t1, s1 = 1 - t * t, s * (1 - s)  # tanh' and sigmoid'
         gts = g * t1 * s1
@@ -133,7 +165,7 @@ class Conv2d(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         x, weight = ctx.saved_tensors
         need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2] and ctx.has_bias)
-        gx, gw, gb = ConvBackward.apply(g, x, weight, ctx.padding, need)
+        gx, gw, gb = ConvBackward.apply(cast(g, x.dtype), x, weight, ctx.padding, need)
         return gx, gw, gb, None
 
 
@@ -155,6 +187,7 @@ class ConvBackward(torch.autograd.Function):
         g, x, weight = ctx.saved_tensors
         p = ctx.padding
         need_g, need_x, need_w = ctx.needs_input_grad[:3]
+        ggx, ggw, ggb = cast(ggx, x.dtype), cast(ggw, x.dtype), cast(ggb, x.dtype)
         d_g = d_x = d_w = None
         if need_g:
             terms = []
@@ -178,5 +211,13 @@ def _conv_backward(g: Tensor, x: Tensor, weight: Tensor, padding, need) -> tuple
 
 
 def conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """conv(x) (stride 1, no dilation or groups), differentiable twice at the cost of a few convolutions."""
-    return Conv2d.apply(x, conv.weight, conv.bias, conv.padding)
+    """conv(x) (stride 1, no dilation or groups), differentiable twice at the cost of a few convolutions.
+
+    Under autocast x, W and b are cast to its dtype first, by differentiable casts (so that second derivatives
+    still reach the fp32 parameters), as F.conv2d would do.
+    """
+    weight, bias = conv.weight, conv.bias
+    dtype = autocast_dtype(x)
+    if dtype is not None:
+        x, weight, bias = cast(x, dtype), cast(weight, dtype), cast(bias, dtype)
+    return Conv2d.apply(x, weight, bias, conv.padding)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from skipvae.errors import ConfigError
-from skipvae.models.ops import CHANNELS_LAST, conv2d, gate, pad2d
+from skipvae.models.ops import CHANNELS_LAST, conv2d, gate, pad2d, upcast
 
 IMAGE_SIZE = 28
 
@@ -112,7 +112,7 @@ class PixelCNNDecoder(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) = sum over pixels of x log sigmoid(l) + (1 - x) log sigmoid(-l), per example [B]."""
-        logits = self.logits(x, z)
+        logits = upcast(self.logits(x, z))  # the loss in fp32 under autocast
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
