@@ -67,6 +67,14 @@ def run_piece_on_synthetic_data(*args, **kwargs):
     return _run_piece(*args, **kwargs)
 
 
+def run_local_job_on_synthetic_data(*args, **kwargs):
+    """`skipvae.sweep._run_local_job` on synthetic data (the body of a `--jobs N` worker, in a spawned process)."""
+    import skipvae.sweep
+
+    skipvae.data.load_dataset = load_synthetic
+    return skipvae.sweep._run_local_job(*args, **kwargs)
+
+
 if __name__ == "__main__":
     from skipvae.cli import main
 

@@ -85,9 +85,15 @@ def test_submitit_local_executor(tmp_path, monkeypatch):
     assert is_finished(cfg, tmp_path / "runs" / "t" / cfg.run_name())
 
 
-def test_parallel_jobs_give_the_records_of_one_job(tmp_path):
+def test_parallel_jobs_give_the_records_of_one_job(tmp_path, monkeypatch):
     """--jobs 2 (two runs at once, spawned processes, 1 thread each) ends with the records of --jobs 1."""
     import torch
+
+    import skipvae.sweep
+    import synthetic
+
+    # the workers are spawned processes: their job body loads the synthetic data itself
+    monkeypatch.setattr(skipvae.sweep, "_run_local_job", synthetic.run_local_job_on_synthetic_data)
 
     path = write(tmp_path, dict(SMOKE, base=dict(SMOKE["base"], epochs=1)))
     threads = torch.get_num_threads()
