@@ -230,7 +230,8 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
                                    "e.g. from a GPU or a Slurm cluster) into results/<experiment>/runs/, where the "
                                    "notebooks and the book read them.")
     c.add_argument("sweep_dir", help="the sweep's folder, e.g. runs/mnist-paper")
-    c.add_argument("--experiment", required=True, choices=["mnist", "omniglot", "yahoo", "latent_dim", "depth"],
+    c.add_argument("--experiment", required=True,
+                   choices=["mnist", "omniglot", "yahoo", "latent_dim", "depth", "collapse"],
                    help="the experiment whose tables the runs belong to")
     return parser
 

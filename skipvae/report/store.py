@@ -52,6 +52,8 @@ EXPERIMENTS = {e.name: e for e in (
                models=("vae", "skip-vae"), source="ablation_latent_dim"),
     Experiment("depth", "Decoder depth", ("dataset", "arch", "latent_dim", "model", "dec_layers"),
                models=("vae", "skip-vae"), source="ablation_depth"),
+    Experiment("collapse", "Collapse over training", ("dataset", "arch", "latent_dim", "dec_layers", "model"),
+               models=("vae", "skip-vae")),
     Experiment("theory", "Theory", (), models=()),
 )}
 MAIN_EXPERIMENTS = ("mnist", "omniglot", "yahoo")
