@@ -74,7 +74,8 @@ def add_train_parser(sub, shown: RunConfig | None = None) -> None:
                    help="architecture: pixelcnn or mlp for images, lstm for yahoo (default: pixelcnn / lstm)")
     p.add_argument("--model", type=lambda name: MODEL_ALIASES.get(name, name), choices=MODELS, default="vae",
                    help="model (default: vae); lm = the text decoder without z. The name sets --skip and --inference")
-    p.add_argument("--skip", choices=["on", "off"], default=None, help="generative skip connections (overrides --model)")
+    p.add_argument("--skip", choices=["on", "off"], default=None,
+                   help="generative skip connections (overrides --model)")
     p.add_argument("--inference", choices=INFERENCES, default=None,
                    help="amortized, semi-amortized (SVI refinement) or none (overrides --model)")
     p.add_argument("--profile", choices=PROFILES, default="cpu",

@@ -191,7 +191,8 @@ class RunConfig:
 
     def run_name(self) -> str:
         """A readable, unique directory name for this run."""
-        return f"{self.dataset}-{self.arch}-{self.model}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-{self.key()}"
+        return (f"{self.dataset}-{self.arch}-{self.model}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-"
+                f"{self.key()}")
 
 
 def model_name(skip: bool, inference: str) -> str:
@@ -200,7 +201,8 @@ def model_name(skip: bool, inference: str) -> str:
         if axes == {"skip": skip, "inference": inference}:
             return name
     raise ConfigError(f"no model has skip={skip!r} and inference={inference!r}; valid models: "
-                      + ", ".join(f"{n} ({a['inference']}{', skips' if a['skip'] else ''})" for n, a in MODEL_AXES.items()))
+                      + ", ".join(f"{n} ({a['inference']}{', skips' if a['skip'] else ''})"
+                                  for n, a in MODEL_AXES.items()))
 
 
 def model_axes(name: str) -> dict:

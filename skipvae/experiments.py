@@ -165,7 +165,8 @@ def show_paper_table(runs, name: str, **kwargs):
 
     table = report.side_by_side(runs, name, **kwargs)
     display(Markdown(f"**{table.attrs['setting']}** Paper: quoted from {table.attrs['source']} Ours: the "
-                     f"{table.attrs['profile']} profile, mean ± standard deviation over seeds ({table.attrs['units']})."))
+                     f"{table.attrs['profile']} profile, mean ± standard deviation over seeds "
+                     f"({table.attrs['units']})."))
     display(table)
     return table
 

@@ -527,7 +527,8 @@ def results_stamp() -> str:
     h = hashlib.sha256()
     root = report.results_root()
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-    for p in [*files, report.PAPER_NUMBERS, *sorted(Path(report.__file__).parent.glob('*.py')), Path(skipconfig.__file__), Path(__file__)]:
+    code = sorted(Path(report.__file__).parent.glob("*.py"))
+    for p in [*files, report.PAPER_NUMBERS, *code, Path(skipconfig.__file__), Path(__file__)]:
         st = p.stat()
         h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

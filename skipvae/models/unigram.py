@@ -4,7 +4,8 @@
 
 over the targets of each document (its words and </s>), counted on the training documents; V' = the vocabulary
 without <pad> and <s>, which are never targets. `alpha` is chosen from ALPHAS by the NLL of the validation split
-(add-one smoothing, alpha = 1, is far too strong for a 20k-word vocabulary on a few thousand documents). A decoder whose NLL is no better than this has learned nothing
+(add-one smoothing, alpha = 1, is far too strong for a 20k-word vocabulary on a few thousand documents). A decoder
+whose NLL is no better than this has learned nothing
 about word order, let alone about z.
 """
 

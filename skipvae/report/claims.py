@@ -286,8 +286,8 @@ def claim2(runs: pd.DataFrame, profile: str) -> list[Check]:
             a, b = values(sub, m, model="vae", dec_layers=lo), values(sub, m, model="vae", dec_layers=hi)
             pa = q[(q["model"] == "vae") & q["dec_layers"].isin([lo, hi])].set_index("dec_layers")[m]
             paper = f"{fmt(pa.get(lo))} → {fmt(pa.get(hi))}" if lo in pa and hi in pa else "–"
-            checks.append(compare("C2", f"{dataset}, VAE {lo} → {hi} layers", m, a, b, (f"{lo} layers", f"{hi} layers"),
-                                  direction=-1, paper=paper, gates=[smoke]))
+            checks.append(compare("C2", f"{dataset}, VAE {lo} → {hi} layers", m, a, b,
+                                  (f"{lo} layers", f"{hi} layers"), direction=-1, paper=paper, gates=[smoke]))
     return [c for c in checks if c is not None]
 
 
@@ -336,7 +336,8 @@ def claim4(runs: pd.DataFrame, profile: str, floor: dict | None) -> list[Check]:
         a, b = (values(runs, "elbo", model=m, latent_dim=dim) for m in pair)
         checks.append(compare("C4", f"latent {dim}", "elbo", a, b, ("SA-VAE", "Skip-SA-VAE"),
                               bound=-SIMILAR_ELBO * abs(a.mean()) if len(a) else 0.0,
-                              paper=paper_pair(table, "elbo", *pair, latent_dim=dim), gates=gates(pair, latent_dim=dim)))
+                              paper=paper_pair(table, "elbo", *pair, latent_dim=dim),
+                              gates=gates(pair, latent_dim=dim)))
     for model, direction in (("sa-vae", -1), ("skip-sa-vae", 1)):
         for m in ("mi", "au_0.01"):
             checks.append(compare("C4", f"{NAMES[model]} 32 → 64", m, values(runs, m, model=model, latent_dim=32),
@@ -403,7 +404,8 @@ def claim7(data: dict | None) -> list[Check]:
     if "counterexample" in data:
         c = data["counterexample"]
         shown = (f"1-D model a1 = {c['a1']:g}, a2 = {c['a2']:g}, b = {c['b']:g}, Var e_h = {c['var_h']:g}: I_skip = "
-                 f"{c.get('mi_skip_exact', fmt(c['mi_skip'], 3))}, I_vae = {c.get('mi_vae_exact', fmt(c['mi_vae'], 3))}")
+                 f"{c.get('mi_skip_exact', fmt(c['mi_skip'], 3))}, "
+                 f"I_vae = {c.get('mi_vae_exact', fmt(c['mi_vae'], 3))}")
         links = (data.get("proof_chain") or {}).get("links", [])
         broken = [f"link {x['link']} {x['lhs']} ≥ {x['rhs']} ({fmt(x['lhs_nats'], 3)} vs {fmt(x['rhs_nats'], 3)})"
                   for x in links if not x["holds"]]
@@ -462,7 +464,8 @@ def claim_checks(claim: str, runs: pd.DataFrame | None = None, root=None) -> tup
 def checks_table(checks: list[Check]) -> pd.DataFrame:
     """The checks as a table (one row each), for a notebook or a page."""
     return pd.DataFrame([c.row() for c in checks],
-                        columns=["claim", "setting", "check", "paper", "ours", "difference [95% CI]", "gate", "verdict"])
+                        columns=["claim", "setting", "check", "paper", "ours", "difference [95% CI]", "gate",
+                                 "verdict"])
 
 
 def rule_text(claim: str) -> str:

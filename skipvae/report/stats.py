@@ -42,7 +42,8 @@ class Interval:
     def text(self, digits: int = 2) -> str:
         if math.isnan(self.low):
             return f"{self.estimate:+.{digits}f} (no interval: n = {self.n})"
-        return f"{self.estimate:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}] ({self.method}, n = {self.n})"
+        return (f"{self.estimate:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}] "
+                f"({self.method}, n = {self.n})")
 
 
 def _t(df: float) -> float:
