@@ -98,8 +98,7 @@ def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None
 def plot_history(runs, metrics=("val_kl", "val_mi", "val_au_0.01"), hue: str = "model", marks: dict | None = None):
     """Collapse over training: each metric of the records' per-epoch history (validation KL, MI, AU) against the
     optimizer updates (epochs for records written before updates were counted), one line per run (colour: `hue`);
-    `marks` {hue value: {metric: value}} draws the paper's
-    final values as dotted horizontal lines."""
+    `marks` {hue value: {metric: value}} draws the paper's final values as dotted horizontal lines."""
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
