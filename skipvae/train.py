@@ -255,8 +255,9 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
     """Train (or resume) one run; returns its record (also written to run_dir/record.json when finished).
 
     A call trains one *piece*: it stops cleanly at an epoch boundary once `max_epochs` epochs were trained in
-    this call, or when the next epoch would overrun `time_budget_s`; it then returns {'status': 'paused'} and a
-    later call resumes from run_dir/last.pt. Only one process at a time trains in a run folder (run_lock).
+    this call, or when the next epoch would overrun `time_budget_s` (but always after one epoch at least, so that an
+    epoch longer than the budget still makes progress); it then returns {'status': 'paused'} and a later call
+    resumes from run_dir/last.pt. Only one process at a time trains in a run folder (run_lock).
     """
     cfg.validate()
     device = pick_device(device)  # a device this machine has, checked before any data loads
@@ -291,7 +292,7 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
     while state.epoch < cfg.epochs and not state.stopped_early:
         if max_epochs is not None and epochs_this_call >= max_epochs:
             return {"status": "paused", "epochs_completed": state.epoch}
-        if time_budget_s is not None and state.history:
+        if time_budget_s is not None and state.history and epochs_this_call > 0:  # a piece trains one epoch at least
             per_epoch = state.history[-1]["time_s"]
             if time.time() - started + 1.2 * per_epoch > time_budget_s:
                 return {"status": "paused", "epochs_completed": state.epoch}

@@ -156,3 +156,16 @@ def test_bf16_training_keeps_fp32_state_and_resumes_exactly(tmp_path):
     assert all(t.dtype == torch.float32 for t in ckpt["model"].values() if t.is_floating_point())
     for state in ckpt["optimizer"]["state"].values():
         assert state["exp_avg"].dtype == torch.float32 and state["exp_avg_sq"].dtype == torch.float32
+
+
+def test_a_piece_shorter_than_an_epoch_still_makes_progress(tmp_path):
+    """A time budget below one epoch's time: every piece trains one epoch, then pauses (it used to pause at once,
+    forever, once an epoch had taken longer than the budget), and the pieces end where one uninterrupted run does."""
+    cfg = smoke(model="vae", epochs=3)
+    full = train(cfg, tmp_path / "full", progress=False)
+    pieces, out = 0, {"status": "paused"}
+    while out["status"] == "paused":
+        out = train(cfg, tmp_path / "pieces", progress=False, time_budget_s=1e-6)
+        pieces += 1
+        assert pieces <= 4, "no progress"
+    assert pieces == 3 and strip_times(out) == strip_times(full)  # one epoch a piece; the last one also evaluates
