@@ -35,7 +35,8 @@ CHROMIUM = "/usr/bin/chromium"
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 BUILD_LIMIT_S = 120
 MAIN_PAGES = ["intro", "methods", "experiments/mnist", "experiments/omniglot", "experiments/yahoo",
-              "experiments/latent_dim", "experiments/depth", "experiments/theory", "claims", "reproducibility"]
+              "experiments/latent_dim", "experiments/depth", "experiments/collapse", "experiments/theory", "claims",
+              "reproducibility"]
 ALL_PAGES = MAIN_PAGES + [f"experiments/{e}_notebook" for e in report.EXPERIMENTS]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
