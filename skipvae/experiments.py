@@ -204,17 +204,14 @@ def pca_reference(cfg: RunConfig, experiment: str, n_components: int = 50, force
     import torch
 
     from skipvae.data import load_dataset
-    from skipvae.metrics import pca_pixel_accuracy
+    from skipvae.metrics import by_classifier, pca_pixel_accuracy
 
     def compute() -> dict:
         data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test))
         split = {s: [torch.cat(t) for t in zip(*data.batches(s, 1000, shuffle=False, seed=cfg.seed))]
                  for s in ("train", "test")}  # training images binarized as in epoch 0 of this seed
-        flat = pca_pixel_accuracy(*split["train"], *split["test"], n_components=n_components, seed=cfg.seed,
-                                  mlp_epochs=cfg.clf_epochs)
-        names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
-        return ({n: {"acc": flat[f"{n}_accuracy"], "se": flat[f"{n}_stderr"]} for n in names}
-                | {"n_train": flat["n_train"], "n_test": flat["n_test"]})
+        return by_classifier(pca_pixel_accuracy(*split["train"], *split["test"], n_components=n_components,
+                                                seed=cfg.seed, mlp_epochs=cfg.clf_epochs))
 
     settings = {"dataset": cfg.dataset, "profile": cfg.profile, "seed": cfg.seed, "n_components": n_components,
                 "clf_n_train": cfg.clf_n_train, "clf_n_test": cfg.clf_n_test, "clf_epochs": cfg.clf_epochs}

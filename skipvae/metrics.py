@@ -271,6 +271,13 @@ class MLPClassifier:
         return self.classes[logits.argmax(1).numpy()]
 
 
+def by_classifier(flat: dict) -> dict:
+    """classification_accuracy's flat keys as the records hold them: {clf: {'acc', 'se'}, 'n_train', 'n_test'}."""
+    names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
+    return ({name: {"acc": flat[f"{name}_accuracy"], "se": flat[f"{name}_stderr"]} for name in names}
+            | {"n_train": flat["n_train"], "n_test": flat["n_test"]})
+
+
 def mlp_classifier(X: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 20, **kwargs) -> MLPClassifier:
     """The paper's MLP classifier (`MLPClassifier`) fitted on (X, y)."""
     _check_count("epochs", epochs)

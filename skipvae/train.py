@@ -332,15 +332,13 @@ def classify_posterior_means(model, cfg: RunConfig, data_dir=None) -> dict:
     import dataclasses
 
     from skipvae.data import load_dataset
-    from skipvae.metrics import classification_accuracy, posterior_means
+    from skipvae.metrics import by_classifier, classification_accuracy, posterior_means
 
     data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test), data_dir=data_dir)
     train_mu, train_y = posterior_means(model, data, "train", seed=cfg.seed)
     test_mu, test_y = posterior_means(model, data, "test", seed=cfg.seed)
-    flat = classification_accuracy(train_mu, train_y, test_mu, test_y, seed=cfg.seed, mlp_epochs=cfg.clf_epochs)
-    names = sorted({k.rsplit("_", 1)[0] for k in flat if k.endswith("_accuracy")})
-    out = {name: {"acc": flat[f"{name}_accuracy"], "se": flat[f"{name}_stderr"]} for name in names}
-    return out | {"n_train": flat["n_train"], "n_test": flat["n_test"]}
+    return by_classifier(classification_accuracy(train_mu, train_y, test_mu, test_y, seed=cfg.seed,
+                                                 mlp_epochs=cfg.clf_epochs))
 
 
 def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device, evaluate_test: bool,

@@ -165,7 +165,7 @@ def yahoo_runs(root, nll=300.0, amortized_au=5):
 def floor(root, nll):
     path = root / "yahoo" / "reference" / "unigram.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"settings": {}, "metrics": {"nll": nll, "ppl": 500.0, "n_docs": 200}}))
+    path.write_text(json.dumps({"settings": {"profile": "cpu"}, "metrics": {"nll": nll, "ppl": 500.0, "n_docs": 200}}))
 
 
 def test_c4_unigram_floor_and_sa_encoder_gates(tmp_path, monkeypatch):

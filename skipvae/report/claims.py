@@ -37,8 +37,9 @@ import pandas as pd
 
 from skipvae.errors import DataError
 from skipvae.report.stats import Interval, difference, level
-from skipvae.report.store import load_runs, load_theory, paper_numbers, results_dir
-from skipvae.report.tables import METRIC_LABELS, best_profile, fmt, fmt_mean_std
+from skipvae.report.store import load_runs, load_theory, paper_numbers, reference_records
+from skipvae.report.tables import (METRIC_LABELS, best_profile, classification_runs, fmt, fmt_mean_std,
+                                   with_fixed)
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
 INCONCLUSIVE, NOT_AT_SCALE, NOT_YET = "inconclusive", "not tested at this scale", "not tested yet"
@@ -216,15 +217,6 @@ def gate_sa_encoder(runs: pd.DataFrame, models: list[str], **where) -> str | Non
 
 # ------------------------------------------------------------------------------------------------ the claims
 
-def _fixed(runs: pd.DataFrame, table: str) -> pd.DataFrame:
-    """The runs with the settings every row of a paper table shares (not required at the smoke profile)."""
-    if runs.empty or (runs["profile"] == "smoke").all():
-        return runs
-    for k, v in paper_numbers()["tables"][table].attrs["fixed"].items():
-        runs = runs[runs[k] == v] if k in runs.columns else runs.iloc[:0]
-    return runs
-
-
 def _skip_vs_vae(claim: str, runs: pd.DataFrame, table: pd.DataFrame, setting: str, where: dict, dim: int,
                  metrics=("kl", "mi", "au_0.01"), elbo: bool = True, gates=()) -> list[Check]:
     """Skip-VAE above the VAE on each metric, and its ELBO similar (at most SIMILAR_ELBO below), at one setting."""
@@ -251,7 +243,7 @@ def _skip_vs_vae(claim: str, runs: pd.DataFrame, table: pd.DataFrame, setting: s
 def claim1(runs: pd.DataFrame, profile: str) -> list[Check]:
     """C1 (Table 1): at every latent dimension the Skip-VAE has higher KL, MI and AU than the VAE, at an ELBO at most
     1% lower."""
-    table, runs = paper_numbers()["tables"]["table1"], _fixed(runs, "table1")
+    table, runs = paper_numbers()["tables"]["table1"], with_fixed(runs, "table1")
     checks = []
     for dim in sorted(runs["latent_dim"].unique()) if len(runs) else []:
         checks += _skip_vs_vae("C1", runs, table, f"latent {dim}", {"latent_dim": dim}, int(dim),
@@ -263,7 +255,7 @@ def claim2(runs: pd.DataFrame, profile: str) -> list[Check]:
     """C2 (Table 2, Figure 1 right): at 1, 3, 6 and 9 layers the Skip-VAE has higher KL, MI and AU than the VAE at an
     ELBO at most 1% lower; its MI gain over the VAE is larger at the deepest than at the shallowest decoder; the
     VAE's KL, MI and AU are lower at the deepest than at the shallowest."""
-    table, runs = paper_numbers()["tables"]["table2"], _fixed(runs, "table2")
+    table, runs = paper_numbers()["tables"]["table2"], with_fixed(runs, "table2")
     checks, smoke = [], gate_smoke(profile)
     for dataset in sorted(runs["dataset"].unique()) if len(runs) else []:
         sub = runs[runs["dataset"] == dataset]
@@ -294,7 +286,7 @@ def claim2(runs: pd.DataFrame, profile: str) -> list[Check]:
 def claim3(runs: pd.DataFrame, profile: str) -> list[Check]:
     """C3 (Table 3): with the weak MLP model (latent 50) at 2, 3 and 4 decoder layers the Skip-VAE has more active
     units and a higher KL than the VAE at an ELBO at most 1% lower (MI sits at its ceiling and is not judged)."""
-    table, runs = paper_numbers()["tables"]["table3"], _fixed(runs[runs["arch"] == "mlp"], "table3")
+    table, runs = paper_numbers()["tables"]["table3"], with_fixed(runs[runs["arch"] == "mlp"], "table3")
     checks = []
     for d in sorted(runs["dec_layers"].unique()) if len(runs) else []:
         checks += _skip_vs_vae("C3", runs, table, f"{d} decoder layers", {"dec_layers": d},
@@ -307,7 +299,7 @@ def claim4(runs: pd.DataFrame, profile: str, floor: dict | None) -> list[Check]:
     uses the latent space (AU above 0.5); Skip-SA-VAE has more MI than SA-VAE at an ELBO at most 1% lower, at 32 and
     64 dimensions; from 32 to 64 dimensions SA-VAE's MI and AU fall while Skip-SA-VAE's rise; Skip-SA-VAE uses all
     64 units (AU above 63.5)."""
-    table, runs = paper_numbers()["tables"]["table4"], _fixed(runs, "table4")
+    table, runs = paper_numbers()["tables"]["table4"], with_fixed(runs, "table4")
     if runs.empty:
         return []
     smoke = gate_smoke(profile)
@@ -359,10 +351,8 @@ def claim5(runs: pd.DataFrame, profile: str) -> list[Check]:
     for the VAE, with the 9-layer PixelCNN (latent 50) and with the MLP model (latent 50, 2 decoder layers)."""
     quoted = paper_numbers()["tables"]["classification_mnist"]
     smoke = gate_smoke(profile)
-    groups = {"pixelcnn": runs[(runs["arch"] == "pixelcnn") & (runs["latent_dim"] == 50) & (runs["dec_layers"] == 9)],
-              "mlp": runs[(runs["arch"] == "mlp") & (runs["latent_dim"] == 50) & (runs["dec_layers"] == 2)]}
-    if profile == "smoke":
-        groups = {arch: runs[runs["arch"] == arch] for arch in ("pixelcnn", "mlp")}
+    studied = classification_runs(runs)
+    groups = {arch: studied[studied["arch"] == arch] for arch in ("pixelcnn", "mlp")}
     checks = []
     for arch, sub in groups.items():
         metric = "classification.mlp.acc"
@@ -434,12 +424,8 @@ CLAIM_RULES = {"C1": ("latent_dim", claim1), "C2": ("depth", claim2), "C3": ("mn
 
 def unigram_floor_record(profile: str) -> dict | None:
     """The metrics of results/yahoo/reference/unigram.json at this profile (experiments.unigram_reference)."""
-    import json
-
-    path = results_dir("yahoo", profile) / "reference" / "unigram.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())["metrics"]
+    found = reference_records("yahoo", profile, "unigram")
+    return found[0]["metrics"] if found else None
 
 
 def claim_checks(claim: str, runs: pd.DataFrame | None = None, root=None) -> tuple[list[Check], str | None]:

@@ -245,6 +245,14 @@ def paper_tables(experiment_name: str, path: str | Path | None = None) -> dict:
     return {k: t for k, t in paper_numbers(path)["tables"].items() if t.attrs["experiment"] == experiment_name}
 
 
+def reference_records(experiment: str, profile: str, pattern: str = "*") -> list[dict]:
+    """The results that are not runs (experiments.reference_record: the unigram floor, the PCA reference) stored at
+    <results>/<experiment>/reference/<pattern>.json for this profile, in file order."""
+    folder = results_dir(experiment, profile) / "reference"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob(f"{pattern}.json"))] if folder.is_dir() else []
+    return [r for r in records if r.get("settings", {}).get("profile") == profile]
+
+
 def collect_sweep(sweep_dir: str | Path, experiment: str) -> list[Path]:
     """Copy the finished records of a sweep (runs/<sweep>/<run>/record.json, e.g. from a GPU or Slurm) into
     results/<experiment>/runs/ at their profile, where the book and the notebooks read them; returns the copies.

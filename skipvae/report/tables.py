@@ -11,8 +11,8 @@ import pandas as pd
 
 from skipvae.config import LATENT_MODELS, MODELS
 from skipvae.errors import DataError
-from skipvae.report.store import (PROFILE_RANK, all_runs, experiment, load_runs, load_theory,
-                                  paper_numbers)
+from skipvae.report.store import (PROFILE_RANK, all_runs, experiment, load_runs, load_theory, paper_numbers,
+                                  reference_records)
 
 METRICS = ("nll", "neg_elbo", "rec", "kl", "mi", "au_0.01", "au_0.02", "nll_per_word", "ppl")
 TABLE_METRICS = ("nll", "neg_elbo", "kl", "mi", "au_0.01", "au_0.02")  # a page's table unless it asks for others
@@ -130,10 +130,7 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
         quoted = quoted[quoted[k] == v]
     keys, columns = attrs["keys"], attrs["columns"]
     profile = best_profile(runs) if len(runs) else None
-    mine = runs[runs["profile"] == profile] if profile else runs
-    if profile != "smoke":
-        for k, v in attrs["fixed"].items():
-            mine = mine[mine[k] == v] if k in mine.columns else mine.iloc[:0]
+    mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
     rows = []
     for _, paper_row in quoted.iterrows():
         match = mine
@@ -159,6 +156,25 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     table = pd.DataFrame(rows)
     table.attrs = attrs | {"profile": profile or "–"}
     return table
+
+
+def with_fixed(runs: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The runs with the settings every row of a paper table shares (`fixed`, e.g. 9 layers); smoke runs, which
+    test the code, need not have them."""
+    if runs.empty or (runs["profile"] == "smoke").all():
+        return runs
+    for k, v in paper_numbers()["tables"][table].attrs["fixed"].items():
+        runs = runs[runs[k] == v] if k in runs.columns else runs.iloc[:0]
+    return runs
+
+
+def classification_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the classification study (C5): latent 50 with the 9-layer PixelCNN or the 2-layer MLP decoder
+    (every run at the smoke profile)."""
+    if runs.empty or (runs["profile"] == "smoke").all():
+        return runs
+    return runs[(runs["latent_dim"] == 50) & (((runs["arch"] == "pixelcnn") & (runs["dec_layers"] == 9))
+                                              | ((runs["arch"] == "mlp") & (runs["dec_layers"] == 2)))]
 
 
 def _key_text(value) -> str:
@@ -264,9 +280,7 @@ def classification_table(runs: pd.DataFrame, reference: pd.DataFrame | None = No
     from skipvae.metrics import CLASSIFIERS
 
     quoted = paper_numbers()["tables"]["classification_mnist"]
-    if len(runs) and not (runs["profile"] == "smoke").all():
-        runs = runs[(runs["latent_dim"] == 50) & (((runs["arch"] == "pixelcnn") & (runs["dec_layers"] == 9))
-                                                  | ((runs["arch"] == "mlp") & (runs["dec_layers"] == 2)))]
+    runs = classification_runs(runs)
     groups = [(f"{arch} {model}", g, quoted[(quoted["arch"] == arch) & (quoted["model"] == model)]["accuracy"])
               for (arch, model), g in runs.groupby(["arch", "model"], sort=False)] if len(runs) else []
     if reference is not None and len(reference):
@@ -288,15 +302,6 @@ def classification_table(runs: pd.DataFrame, reference: pd.DataFrame | None = No
 def pca_reference_runs(experiment: str, profile: str) -> pd.DataFrame:
     """The stored PCA-50 reference records of an experiment at a profile (experiments.pca_reference), one row per
     seed with 'classification.<clf>.acc' columns; empty if none."""
-    import json
-
-    from skipvae.report.store import results_dir
-
-    rows = []
-    for path in sorted((results_dir(experiment, profile) / "reference").glob("pca50-s*.json")):
-        record = json.loads(path.read_text())
-        if record["settings"]["profile"] == profile:
-            rows.append({"seed": record["settings"]["seed"], **{f"classification.{k}.acc": v["acc"]
-                                                                for k, v in record["metrics"].items()
-                                                                if isinstance(v, dict)}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"seed": r["settings"]["seed"], **{f"classification.{k}.acc": v["acc"]
+                                                            for k, v in r["metrics"].items() if isinstance(v, dict)}}
+                         for r in reference_records(experiment, profile, "pca50-s*")])
