@@ -325,7 +325,7 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
     return record
 
 
-def classify_posterior_means(model, cfg: RunConfig, data_dir=None) -> dict:
+def classify_posterior_means(model, cfg: RunConfig, data, data_dir=None) -> dict:
     """C5: classifiers fitted on the posterior means of the training split, scored on the test split's means
     (the whole splits unless cfg.clf_n_train / clf_n_test cut them, whatever the VAE trained on). Amortized means
     (the encoder's output) for every model, so SA-VAE is compared on its encoder."""
@@ -334,7 +334,9 @@ def classify_posterior_means(model, cfg: RunConfig, data_dir=None) -> dict:
     from skipvae.data import load_dataset
     from skipvae.metrics import by_classifier, classification_accuracy, posterior_means
 
-    data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test), data_dir=data_dir)
+    if (cfg.clf_n_train, cfg.clf_n_test) != (cfg.n_train, cfg.n_test):  # other splits than the run's: load them
+        data = load_dataset(dataclasses.replace(cfg, n_train=cfg.clf_n_train, n_test=cfg.clf_n_test),
+                            data_dir=data_dir)
     train_mu, train_y = posterior_means(model, data, "train", seed=cfg.seed)
     test_mu, test_y = posterior_means(model, data, "test", seed=cfg.seed)
     return by_classifier(classification_accuracy(train_mu, train_y, test_mu, test_y, seed=cfg.seed,
@@ -363,7 +365,7 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
         metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
                            n_eval_nll=cfg.n_eval_nll, seed=cfg.seed, batch_size=cfg.batch_size)
     if evaluate_test and getattr(data, "num_classes", None):
-        metrics["classification"] = classify_posterior_means(model, cfg, data_dir)
+        metrics["classification"] = classify_posterior_means(model, cfg, data, data_dir)
     eval_time = time.time() - t0
     steps = max(len(state.history), 1)
     return check_record({  # the schema the book reads (skipvae.records.RECORD_KEYS)

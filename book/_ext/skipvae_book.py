@@ -233,9 +233,7 @@ class PaperBeside(ResultsDirective):
         runs = report.load_runs(tables[name].attrs["experiment"])
         extra = None
         if name == "table4":  # every text table shows the unigram floor of its profile, when it has been computed
-            floor = report.unigram_floor_record(report.best_profile(runs) or "cpu")
-            extra = pd.DataFrame([{"model": "unigram (floor)", "ppl": floor["ppl"], "elbo": -floor["nll"]}]) \
-                if floor else None
+            extra = report.floor_row(report.unigram_floor_record(report.best_profile(runs) or "cpu"))
         table = report.side_by_side(runs, name, where=where, extra_rows=extra)
         caption = (f"{table.attrs['setting']} Paper: quoted from {table.attrs['source']} Ours: mean ± std over seeds "
                    f"at the {table.attrs['profile']} profile. Units: {table.attrs['units']}.")

@@ -158,6 +158,13 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     return table
 
 
+def floor_row(floor: dict | None) -> pd.DataFrame | None:
+    """The unigram floor (a reference record's metrics) as an extra row of a text table for `side_by_side`."""
+    if not floor:
+        return None
+    return pd.DataFrame([{"model": "unigram (floor)", "ppl": floor["ppl"], "elbo": -floor["nll"]}])
+
+
 def with_fixed(runs: pd.DataFrame, table: str) -> pd.DataFrame:
     """The runs with the settings every row of a paper table shares (`fixed`, e.g. 9 layers); smoke runs, which
     test the code, need not have them."""
