@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from skipvae.config import RunConfig, ablation_config, make_config
+from skipvae.config import RunConfig, make_config
 from skipvae.errors import DataError
 from skipvae.records import REPO_ROOT, atomic_write_json, finished_record, read_json
 from skipvae.report.store import results_dir
@@ -138,14 +138,12 @@ REDUCIBLE = ("n_train", "n_valid", "n_test", "epochs", "latent_dim", "enc_channe
              "lr_decay_after", "svi_steps", "iw_samples", "n_eval_nll")
 
 
-def profile_reductions(dataset: str, profile: str, arch: str | None = None, ablation: bool = False):
+def profile_reductions(dataset: str, profile: str, arch: str | None = None):
     """(notes, table): the profile's own notes and every setting where it differs from the paper's
-    hyperparameters ('all' = the whole split); an empty table at the paper profile. `ablation`: the
-    configs of `ablation_config` (the profile plus its ablation cut)."""
+    hyperparameters ('all' = the whole split); an empty table at the paper profile."""
     import pandas as pd
 
-    build = ablation_config if ablation else make_config
-    paper, ours = make_config(dataset, "vae", "paper", arch=arch), build(dataset, "vae", profile, arch=arch)
+    paper, ours = make_config(dataset, "vae", "paper", arch=arch), make_config(dataset, "vae", profile, arch=arch)
     rows = [{"dataset": dataset, "decoder": ours.arch, "setting": k, "paper": _shown(getattr(paper, k)),
              profile: _shown(getattr(ours, k))} for k in REDUCIBLE if getattr(paper, k) != getattr(ours, k)]
     notes = ours.notes or f"{profile} profile: the official hyperparameters of the paper."

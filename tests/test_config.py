@@ -103,15 +103,11 @@ def test_from_dict_rejects_unknown_keys():
         RunConfig.from_dict({"dataset": "mnist", "colour": "red"})
 
 
-def test_ablation_config_cuts_only_where_the_profile_has_a_cut():
-    from skipvae.config import ABLATION_REDUCED, ablation_config
-
-    cut = ABLATION_REDUCED[("cpu", "image", "pixelcnn")]
-    cfg = ablation_config("mnist", "skip-vae", "cpu", latent_dim=50)
-    assert (cfg.n_train, cfg.epochs, cfg.n_eval_nll, cfg.notes) == (cut["n_train"], cut["epochs"],
-                                                                     cut["n_eval_nll"], cut["notes"])
-    assert cfg.latent_dim == 50 and cfg.n_train < make_config("mnist", "skip-vae", "cpu").n_train
-    assert ablation_config("mnist", "vae", "cpu", epochs=2).epochs == 2  # overrides win over the cut
-    for profile in ("paper", "smoke"):  # no cut: identical to make_config
-        assert ablation_config("mnist", "vae", profile) == make_config("mnist", "vae", profile)
-    assert ablation_config("yahoo", "vae", "cpu", dec_layers=2) == make_config("yahoo", "vae", "cpu", dec_layers=2)
+def test_cpu_pixelcnn_runs_share_one_budget_and_classify_on_their_own_splits():
+    # Table 1 at latent 20, Table 2 at 9 layers and the MNIST page's pair are one run each (one config key)
+    table1 = make_config("mnist", "skip-vae", "cpu", arch="pixelcnn", latent_dim=20, seed=1)
+    table2 = make_config("mnist", "skip-vae", "cpu", arch="pixelcnn", dec_layers=9, seed=1)
+    assert table1.key() == table2.key() == make_config("mnist", "skip-vae", "cpu", seed=1).key()
+    cfg = make_config("mnist", "vae", "cpu")
+    assert (cfg.clf_n_train, cfg.clf_n_test) == (cfg.n_train, cfg.n_test)  # the run's data is reused
+    assert make_config("mnist", "vae", "paper").clf_n_train is None  # the paper: the whole splits

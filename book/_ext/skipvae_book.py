@@ -395,8 +395,6 @@ class ProfileTable(SphinxDirective):
         configs = {}
         for p in skipconfig.PROFILES:
             configs[p] = skipconfig.make_config(dataset, "vae", p, arch=arch)
-            if (p, skipconfig.family(dataset), arch) in skipconfig.ABLATION_REDUCED:  # the ablation notebooks' cut
-                configs[f"{p} (ablations)"] = skipconfig.ablation_config(dataset, "vae", p, arch=arch)
         rows = [[key] + [("all" if getattr(c, key) is None else str(getattr(c, key))) for c in configs.values()]
                 for key in self.KEYS[arch]]
         table = pd.DataFrame(rows, columns=["setting", *configs])
