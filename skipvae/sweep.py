@@ -8,6 +8,9 @@ A sweep file:
       model: [vae, skip-vae]
       seed: [0, 1, 2]
 
+`grid` may also be a list of such mappings: the union of their products, in order (e.g. three seeds at some
+depths and one at the others).
+
 `--jobs N` (local executor) trains N runs at once on this machine, each in its own process with its share of
 the CPU threads (`threads_per_run`, default cpu_count // N) or, on a GPU, sharing the one device. A run's
 numbers do not depend on N: each run is seeded by its config alone, and its thread count is set explicitly.
@@ -54,34 +57,39 @@ def load_sweep(path: str | Path) -> Sweep:
 
 
 def expand_sweep(spec: dict, default_name: str = "sweep") -> Sweep:
-    """The cartesian product of `grid` over `base`, as validated RunConfigs (duplicates removed)."""
+    """The cartesian product of `grid` (or the union over a list of grids) over `base`, as validated RunConfigs
+    (duplicates removed, first occurrence kept)."""
     if not isinstance(spec, dict) or not set(spec) <= {"name", "base", "grid"}:
         raise ConfigError("a sweep file is a mapping with keys name, base and grid; got "
                           f"{sorted(spec) if isinstance(spec, dict) else type(spec).__name__}")
-    for key in ("base", "grid"):
-        if not isinstance(spec.get(key) or {}, dict):
-            raise ConfigError(f"sweep {key}={spec[key]!r} is impossible: it must be a mapping of config "
-                              f"options to values, e.g. {key}: {{model: vae, seed: 0}}")
+    if not isinstance(spec.get("base") or {}, dict):
+        raise ConfigError(f"sweep base={spec['base']!r} is impossible: it must be a mapping of config options to "
+                          "values, e.g. base: {model: vae, seed: 0}")
+    grids = spec.get("grid") or {}
+    grids = grids if isinstance(grids, list) else [grids]
+    if not grids or not all(isinstance(g, dict) for g in grids):
+        raise ConfigError(f"sweep grid={spec['grid']!r} is impossible: it must be a mapping of config options to "
+                          "lists of values, e.g. grid: {model: [vae, skip-vae]}, or a list of such mappings")
     if not isinstance(spec.get("name", ""), (str, type(None))):
         raise ConfigError(f"sweep name={spec['name']!r} is impossible: it must be a string")
     base = dict(spec.get("base") or {})
-    grid = dict(spec.get("grid") or {})
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"grid entry {key!r} must be a non-empty list, got {values!r}")
     configs, seen = [], set()
-    for combo in itertools.product(*grid.values()):
-        values = base | dict(zip(grid, combo))
-        dataset = values.pop("dataset", "mnist")
-        model = values.pop("model", "vae")
-        profile = values.pop("profile", "paper")
-        try:
-            cfg = make_config(dataset, model, profile, **values)
-        except ConfigError as err:
-            raise ConfigError(f"sweep run {dict(zip(grid, combo)) or base}: {err}") from None
-        if cfg.key() not in seen:
-            seen.add(cfg.key())
-            configs.append(cfg)
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"grid entry {key!r} must be a non-empty list, got {values!r}")
+        for combo in itertools.product(*grid.values()):
+            values = base | dict(zip(grid, combo))
+            dataset = values.pop("dataset", "mnist")
+            model = values.pop("model", "vae")
+            profile = values.pop("profile", "paper")
+            try:
+                cfg = make_config(dataset, model, profile, **values)
+            except ConfigError as err:
+                raise ConfigError(f"sweep run {dict(zip(grid, combo)) or base}: {err}") from None
+            if cfg.key() not in seen:
+                seen.add(cfg.key())
+                configs.append(cfg)
     return Sweep(name=str(spec.get("name") or default_name), configs=configs)
 
 

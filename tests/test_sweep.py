@@ -34,8 +34,17 @@ def test_expand_is_cartesian_and_deduplicated():
         {(m, s, d) for m in ("vae", "skip-vae") for s in (0, 1) for d in (2, 4, 8)}
 
 
+def test_a_list_of_grids_is_the_union_of_their_products_in_order():
+    spec = {"base": {"dataset": "mnist", "profile": "smoke"},
+            "grid": [{"seed": [0, 1], "dec_layers": [1, 3]}, {"seed": [0], "dec_layers": [2, 3]}]}
+    got = [(c.seed, c.dec_layers) for c in expand_sweep(spec).configs]
+    assert got == [(0, 1), (0, 3), (1, 1), (1, 3), (0, 2)]  # (0, 3) again is the same run: kept once
+
+
 @pytest.mark.parametrize("spec,match", [
     ({"grid": {"model": ["vea"]}}, "unknown model 'vea'"),
+    ({"grid": [{"seed": [0]}, ["seed"]]}, "list of such mappings"),
+    ({"grid": "seed"}, "list of such mappings"),
     ({"grid": {"latent_dim": [4, 0]}}, "latent_dim=0 is impossible"),
     ({"grid": {"seed": []}}, "non-empty list"),
     ({"runs": []}, "keys name, base and grid"),

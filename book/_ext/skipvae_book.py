@@ -458,6 +458,30 @@ class TimingTable(ResultsDirective):
                            "Mean wall time per run (seconds) and epochs, from the records.", "timing")]
 
 
+class BudgetTable(ResultsDirective):
+    """The cpu budget (skipvae.report.budget): each planned sweep against the records that finished."""
+
+    def make(self):
+        from skipvae.report import budget
+
+        plan = budget.load_plan()
+        df = budget.budget_table(plan)
+        total = {"what": "total", "runs": df["runs"].sum(), "done": df["done"].sum(), "min/run": None,
+                 "planned core-h": df["planned core-h"].sum(min_count=1), "spent core-h": df["spent core-h"].sum()}
+        df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+        df["runs"] = ["not sized yet" if pd.isna(v) else str(int(v)) for v in df["runs"]]
+        df["done"] = [str(int(v)) for v in df["done"]]
+        df["min/run"] = [report.fmt(v, 1) for v in df["min/run"]]
+        for c in ("planned core-h", "spent core-h"):
+            df[c] = [report.fmt(v, 1) for v in df[c]]
+        caption = (f"The cpu budget ({budget.PLAN.relative_to(budget.REPO_ROOT)}), in order of priority, against the "
+                   f"committed records: min/run is the median measured wall time of a row's finished runs (one run "
+                   f"per single-thread lane), planned core-h = runs x min/run ('–' until a run of the row has "
+                   f"finished), spent core-h = the sum of its runs' wall times. Aim: {plan['target_core_hours']} "
+                   f"core-hours in {plan['lanes']} lanes.")
+        return [table_node(df.astype(str), ["skipvae-results", "skipvae-results-budget"], caption, "budget")]
+
+
 # ------------------------------------------------------------------------------------------------- roles
 
 class ConfigRole(SphinxRole):
@@ -615,7 +639,7 @@ def setup(app):
                             "results-figure": ResultsFigure, "theory-table": TheoryTable,
                             "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,
                             "provenance-table": ProvenanceTable, "timing-table": TimingTable,
-                            "precision-table": PrecisionTable}.items():
+                            "precision-table": PrecisionTable, "budget-table": BudgetTable}.items():
         app.add_directive(name, directive)
     app.add_role("cfg", ConfigRole())
     app.add_role("paper", PaperRole())

@@ -1,0 +1,60 @@
+"""The cpu budget table: planned sweeps against finished records (skipvae.report.budget)."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from skipvae.config import make_config
+from skipvae.report import budget
+
+
+def finished(results, experiment, cfg, wall_s):
+    path = results / experiment / "runs" / f"{cfg.run_name()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"status": "finished", "config": cfg.to_dict(), "wall_time_s": wall_s}))
+
+
+@pytest.fixture
+def plan(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    base = {"dataset": "mnist", "arch": "mlp", "profile": "cpu"}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"name": "a", "base": base, "grid": {"seed": [0, 1]}}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"name": "b", "base": base, "grid": {"seed": [1, 2, 3]}}))
+    rows = [{"what": "A", "sweep": "a.yaml", "experiment": "mnist"},
+            {"what": "B", "sweep": "b.yaml", "experiment": "depth"},
+            {"what": "C", "sweep": "c.yaml", "experiment": "yahoo"}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({"target_core_hours": 15, "lanes": 2, "rows": rows}))
+    return budget.load_plan(tmp_path / "plan.yaml")
+
+
+def test_budget_counts_shared_runs_once_and_measures_from_the_records(plan, tmp_path):
+    cfg = lambda seed: make_config("mnist", "vae", "cpu", arch="mlp", seed=seed)  # noqa: E731
+    finished(tmp_path / "results", "mnist", cfg(0), 600)
+    finished(tmp_path / "results", "mnist", cfg(1), 1200)
+    finished(tmp_path / "results", "latent_dim", cfg(2), 300)  # found in another experiment's folder
+    df = budget.budget_table(plan).set_index("what")
+    assert (df.loc["A", "runs"], df.loc["A", "done"], df.loc["A", "min/run"]) == (2, 2, 15.0)
+    assert df.loc["A", "planned core-h"] == pytest.approx(0.5) and df.loc["A", "spent core-h"] == pytest.approx(0.5)
+    # seed 1 belongs to row A; of B's own runs (2, 3) one has finished: 5 min, so 2 x 5 min planned
+    assert (df.loc["B", "runs"], df.loc["B", "done"], df.loc["B", "min/run"]) == (2, 1, 5.0)
+    assert df.loc["B", "planned core-h"] == pytest.approx(10 / 60)
+    assert pd.isna(df.loc["C", "runs"])  # no sweep file: planned, not sized
+    assert df.loc["C", "spent core-h"] == 0
+
+
+def test_a_record_of_another_config_is_not_counted(plan, tmp_path):
+    other = make_config("mnist", "vae", "cpu", arch="mlp", seed=0, epochs=1)
+    planned = make_config("mnist", "vae", "cpu", arch="mlp", seed=0)
+    path = tmp_path / "results" / "mnist" / "runs" / f"{planned.run_name()}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": "finished", "config": other.to_dict(), "wall_time_s": 60}))
+    df = budget.budget_table(plan).set_index("what")
+    assert df.loc["A", "done"] == 0 and df["planned core-h"].isna()["A"]
+
+
+def test_the_committed_plan_expands():
+    plan = budget.load_plan()
+    sized = [configs for _, configs in budget.row_runs(plan) if configs is not None]
+    assert sized and all(all(c.profile == "cpu" for c in configs) for configs in sized)
