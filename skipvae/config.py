@@ -256,11 +256,15 @@ REDUCED = {
                                   iw_samples=50, n_eval_nll=500,
                                   notes="cpu profile: the paper's weak MLP model on a subset of the training images "
                                         "for a few epochs, with fewer importance samples"),
-    ("cpu", "text", "lstm"): dict(amp=True, emb_dim=128, enc_hidden=256, dec_hidden=256, n_train=1000, n_valid=300,
-                                  n_test=500, max_len=30, epochs=4, warmup_epochs=2, lr_decay_after=3,
+    # Yahoo (issue 15): every training document (the 9k left of the validation split) cut no shorter than the test
+    # documents' mean length, and as many epochs as a 3-seed table affords, so that the language model can beat the
+    # unigram floor; the per-epoch validation curve of the LM run shows whether it does.
+    ("cpu", "text", "lstm"): dict(amp=True, emb_dim=128, enc_hidden=256, dec_hidden=256, n_train=None, n_valid=None,
+                                  n_test=500, max_len=80, epochs=8, warmup_epochs=3, lr_decay_after=6,
                                   svi_steps=3, iw_samples=50, n_eval_nll=200,
-                                  notes="cpu profile: a smaller LSTM on a subset of short training documents for a "
-                                        "few epochs, with fewer SVI steps and importance samples"),
+                                  notes="cpu profile: a smaller LSTM on every training document, cut to the test "
+                                        "documents' mean length, for a few epochs, with fewer SVI steps and "
+                                        "importance samples"),
     ("smoke", "image", "pixelcnn"): dict(n_train=100, n_valid=50, n_test=50, epochs=1, latent_dim=4,
                                          enc_channels=8, dec_layers=2, dec_channels=8, svi_steps=2,
                                          iw_samples=4, iw_chunk=2, batch_size=25, clf_n_train=200, clf_n_test=100,
