@@ -71,8 +71,12 @@ def reusable_record(cfg: RunConfig, experiment: str) -> tuple[dict | None, str]:
 
 
 def checkpoint_path(cfg: RunConfig, experiment: str) -> Path:
-    """The best checkpoint of a run (for figures that need the model: samples, t-SNE)."""
-    return runs_dir(experiment) / cfg.run_name() / "best.pt"
+    """The best checkpoint of a run (for figures that need the model: samples, t-SNE): the experiment's own run
+    folder, else the run's folder in any sweep under runs/ (a sweep trains it there before `collect`)."""
+    own = runs_dir(experiment) / cfg.run_name() / "best.pt"
+    if own.exists():
+        return own
+    return next(iter(sorted(runs_dir(experiment).parent.glob(f"*/{cfg.run_name()}/best.pt"))), own)
 
 
 def record_path(cfg: RunConfig, experiment: str) -> Path:

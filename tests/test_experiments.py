@@ -183,6 +183,19 @@ def test_load_trained_returns_the_best_weights(repo, synthetic_data):
         load_trained(cfg, "mnist")
 
 
+def test_a_checkpoint_trained_by_a_sweep_is_found_before_collect(repo):
+    cfg = smoke()
+    own = repo / "runs" / "mnist" / cfg.run_name() / "best.pt"
+    assert experiments.checkpoint_path(cfg, "mnist") == own  # nowhere yet: where run_all would put it
+    swept = repo / "runs" / "cpu-table1" / cfg.run_name() / "best.pt"
+    swept.parent.mkdir(parents=True)
+    swept.write_bytes(b"x")
+    assert experiments.checkpoint_path(cfg, "mnist") == swept
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"x")
+    assert experiments.checkpoint_path(cfg, "mnist") == own  # the experiment's own run first
+
+
 def test_profile_reductions_list_what_differs_from_the_paper():
     notes, table = profile_reductions("mnist", "smoke", "pixelcnn")
     assert notes == make_config("mnist", "vae", "smoke").notes

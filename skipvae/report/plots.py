@@ -95,10 +95,12 @@ def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None
     return fig
 
 
-def plot_history(runs, metrics=("val_kl", "val_mi", "val_au_0.01"), hue: str = "model", marks: dict | None = None):
+def plot_history(runs, metrics=("val_kl", "val_mi", "val_au_0.01"), hue: str = "model", marks: dict | None = None,
+                 at: dict | None = None):
     """Collapse over training: each metric of the records' per-epoch history (validation KL, MI, AU) against the
     optimizer updates (epochs for records written before updates were counted), one line per run (colour: `hue`);
-    `marks` {hue value: {metric: value}} draws the paper's final values as dotted horizontal lines."""
+    `marks` {hue value: {metric: value}} draws the paper's final values as dotted horizontal lines, `at`
+    {label: x} a dashed vertical line at each x (e.g. where the cpu profile's runs stop)."""
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
@@ -117,6 +119,11 @@ def plot_history(runs, metrics=("val_kl", "val_mi", "val_au_0.01"), hue: str = "
             key = m.removeprefix("val_")
             if key in paper and value in palette:
                 ax.axhline(paper[key], ls=":", color=palette[value], lw=1)
+        for label, x_at in (at or {}).items():
+            ax.set_xlim(left=0)
+            ax.axvline(x_at, ls="--", color="grey", lw=1)
+            ax.annotate(label, (x_at, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                        textcoords="offset points", va="top", fontsize=8, color="grey")
         ax.set(title=METRIC_LABELS.get(m.removeprefix("val_"), m), xlabel=x, ylabel="")
     fig.tight_layout()
     return fig
