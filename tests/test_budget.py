@@ -44,6 +44,12 @@ def test_budget_counts_shared_runs_once_and_measures_from_the_records(plan, tmp_
     assert df.loc["C", "spent core-h"] == 0
 
 
+def test_run_minutes_fall_back_to_train_plus_eval_time():
+    assert budget.run_minutes({"wall_time_s": 120, "train_time_s": 1, "eval_time_s": 1}) == 2
+    assert budget.run_minutes({"train_time_s": 90, "eval_time_s": 30}) == 2
+    assert budget.run_minutes({"train_time_s": 90}) is None
+
+
 def test_a_record_of_another_config_is_not_counted(plan, tmp_path):
     other = make_config("mnist", "vae", "cpu", arch="mlp", seed=0, epochs=1)
     planned = make_config("mnist", "vae", "cpu", arch="mlp", seed=0)

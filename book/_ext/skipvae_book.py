@@ -472,13 +472,16 @@ class BudgetTable(ResultsDirective):
         df["runs"] = ["not sized yet" if pd.isna(v) else str(int(v)) for v in df["runs"]]
         df["done"] = [str(int(v)) for v in df["done"]]
         df["min/run"] = [report.fmt(v, 1) for v in df["min/run"]]
+        unmeasured = df["planned core-h"].iloc[:-1].isna().any()  # the total is then a lower bound
         for c in ("planned core-h", "spent core-h"):
             df[c] = [report.fmt(v, 1) for v in df[c]]
+        if unmeasured:
+            df.loc[df.index[-1], "planned core-h"] = f"≥ {df['planned core-h'].iloc[-1]}"
         caption = (f"The cpu budget ({budget.PLAN.relative_to(budget.REPO_ROOT)}), in order of priority, against the "
                    f"committed records: min/run is the median measured wall time of a row's finished runs (one run "
                    f"per single-thread lane), planned core-h = runs x min/run ('–' until a run of the row has "
-                   f"finished), spent core-h = the sum of its runs' wall times. Aim: {plan['target_core_hours']} "
-                   f"core-hours in {plan['lanes']} lanes.")
+                   f"finished; the total is then a lower bound), spent core-h = the sum of its runs' wall times. Aim: "
+                   f"{plan['target_core_hours']} core-hours in {plan['lanes']} lanes.")
         return [table_node(df.astype(str), ["skipvae-results", "skipvae-results-budget"], caption, "budget")]
 
 
@@ -590,8 +593,9 @@ def code_of(nb: dict) -> list[str]:
 def placeholder_page(name: str) -> str:
     exp = report.experiment(name)
     return (f"# {exp.title}: the executed notebook\n\n"
-            f":::{{admonition}} Not run yet at any profile\n:class: warning skipvae-not-run\n"
-            f"`results/{name}/{name}.ipynb` does not exist yet. It is written by papermill:\n\n"
+            f":::{{admonition}} Not executed yet\n:class: warning skipvae-not-run\n"
+            f"`results/{name}/{name}.ipynb` does not exist yet (the runs it needs are in the cpu budget on the "
+            f"Reproducibility page). It is written by papermill:\n\n"
             f"```bash\n{run_commands(name)}\n```\n:::\n")
 
 

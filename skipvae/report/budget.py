@@ -41,6 +41,14 @@ def row_runs(plan: dict) -> list[tuple[dict, list]]:
     return out
 
 
+def run_minutes(record: dict) -> float | None:
+    """A run's wall time in minutes: its `wall_time_s`, else training plus evaluation time, else None."""
+    if record.get("wall_time_s") is not None:
+        return record["wall_time_s"] / 60
+    parts = [record.get("train_time_s"), record.get("eval_time_s")]
+    return None if None in parts else sum(parts) / 60
+
+
 def budget_table(plan: dict | None = None) -> pd.DataFrame:
     """One row per plan row: runs planned and done, measured minutes per run, planned and spent core-hours."""
     from skipvae.experiments import reusable_record
@@ -52,9 +60,10 @@ def budget_table(plan: dict | None = None) -> pd.DataFrame:
             rows.append({"what": row["what"], "runs": None, "done": 0, "min/run": None, "planned core-h": None,
                          "spent core-h": 0.0})
             continue
-        walls = [r["wall_time_s"] / 60 for r in (reusable_record(c, row["experiment"])[0] for c in configs) if r]
+        done = [r for r in (reusable_record(c, row["experiment"])[0] for c in configs) if r]
+        walls = [m for m in map(run_minutes, done) if m is not None]
         per_run = median(walls) if walls else None
-        rows.append({"what": row["what"], "runs": len(configs), "done": len(walls), "min/run": per_run,
+        rows.append({"what": row["what"], "runs": len(configs), "done": len(done), "min/run": per_run,
                      "planned core-h": None if per_run is None else len(configs) * per_run / 60,
                      "spent core-h": sum(walls) / 60})
     return pd.DataFrame(rows, columns=["what", "runs", "done", "min/run", "planned core-h", "spent core-h"])
