@@ -120,7 +120,7 @@ def run_to_completion(cfg: RunConfig, run_dir: Path, time_budget_s: float | None
 
 
 def _set_threads(threads: int) -> None:
-    """Process initializer of a parallel sweep: this worker's share of the CPU threads."""
+    """The torch CPU threads of this process (a parallel sweep's worker, or a sequential sweep's own process)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -200,6 +200,8 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
     if executor == "local" and jobs > 1:
         run_parallel(todo, jobs, threads_per_run, time_budget_s, data_dir, max_epochs)
     elif executor == "local":
+        if threads_per_run is not None:  # one run at a time in this process, on exactly this many threads
+            _set_threads(threads_per_run)
         for cfg, run_dir in todo:
             pieces = run_to_completion(cfg, run_dir, time_budget_s, data_dir, max_epochs)
             print(f"finished {run_dir.name} in {pieces} piece(s)")

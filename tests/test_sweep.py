@@ -94,6 +94,23 @@ def test_submitit_local_executor(tmp_path, monkeypatch):
     assert is_finished(cfg, tmp_path / "runs" / "t" / cfg.run_name())
 
 
+def test_a_sequential_sweep_runs_on_the_threads_it_is_given(tmp_path, monkeypatch):
+    """--jobs 1 --threads-per-run 1: the runs of this process use one thread (two such sweeps share 2 cores)."""
+    import torch
+
+    import skipvae.sweep
+
+    seen = []
+    monkeypatch.setattr(skipvae.sweep, "run_to_completion", lambda *a, **k: seen.append(torch.get_num_threads()) or 1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        run_sweep(write(tmp_path, SMOKE), out=tmp_path / "runs", time_budget_s=None, threads_per_run=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and set(seen) == {1}
+
+
 def test_parallel_jobs_give_the_records_of_one_job(tmp_path, monkeypatch):
     """--jobs 2 (two runs at once, spawned processes, 1 thread each) ends with the records of --jobs 1."""
     import torch
