@@ -19,7 +19,9 @@ Measures
   (c) one SVI step of SA-VAE against a VAE step: (t_SA(K) - t_VAE) / K / t_VAE, K = --svi-steps;
   (d) the weak MLP model, and the LSTM VAE in tokens/s at the cpu profile's sizes and at the paper's sizes
       (1024 units, 512-d embeddings, 20k words; sentences cut to --paper-len tokens), fp32 and bf16;
-  (e) --profile: the operators that take the time of one bf16 PixelCNN VAE step (torch.profiler).
+  (e) --profile: the operators that take the time of one bf16 PixelCNN VAE step (torch.profiler);
+  (f) --sa-text alone: (c) for the LSTM at the cpu profile's Yahoo sizes and its own K (sizes the SA rows of
+      the cpu plan; a few minutes at 1 thread).
 """
 
 from __future__ import annotations
@@ -250,6 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="profile one bf16 PixelCNN VAE step")
     ap.add_argument("--quick", action="store_true", help="tiny models, one round: checks the script runs")
+    ap.add_argument("--sa-text", action="store_true", help="only (f): SA-VAE against the VAE, LSTM, cpu sizes")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -258,6 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.official is not None and not (args.official / "models_img_skip.py").is_file():
         ap.error(f"--official {args.official}: no models_img_skip.py there (a checkout of yoonkim/skip-vae)")
 
+    if args.sa_text:
+        return sa_text(args)
     n_mm = 512 if args.quick else 2048
     peaks = {"fp32": [matmul_gflops(torch.float32, n_mm)], "bf16": [matmul_gflops(torch.bfloat16, n_mm)]}
 
@@ -349,6 +354,37 @@ def main(argv: list[str] | None = None) -> dict:
     except Exception as e:  # noqa: BLE001 - provenance is best effort outside a git checkout
         results["provenance"] = {"error": str(e)}
     print_table(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return results
+
+
+def sa_text(args) -> dict:
+    """(f) SA-VAE and Skip-SA-VAE steps against the VAE step of the LSTM at the cpu profile's Yahoo sizes
+    (batch, max_len, K = svi_steps and precision of that profile), 20k words."""
+    profile = "smoke" if args.quick else "cpu"
+    vocab = 100 if args.quick else 20000
+    rows = []
+    for name in ("sa-vae", "skip-sa-vae"):
+        loads = {}
+        for model in (name.replace("sa-", ""), name):
+            cfg = make_config("yahoo", model, profile)
+            torch.manual_seed(0)
+            text = sentences(cfg.batch_size, cfg.max_len, vocab)
+            loads[model] = Workload(f"lstm {model} {profile} sizes K={cfg.svi_steps}" + (" bf16" if cfg.amp else ""),
+                                    build_model(cfg, vocab_size=vocab), text, unit="tok", amp=cfg.amp,
+                                    items=int((text[:, 1:] != 0).sum()))
+        vae, sa = loads.values()
+        run_rounds([vae], 1, args.steps)
+        time_against(sa, vae, args.sa_steps, make_config("yahoo", name, profile).svi_steps)
+        rows += [vae.result({}), sa.result({})]
+    results = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+               "threads": torch.get_num_threads(), "workloads": rows}
+    for r in rows:
+        print(f"{r['name']:<45} {r['median_step_s']:.3f} s/step"
+              + (f"  = {r['cost_vs_adjacent_vae_step']:.1f} adjacent VAE steps" if "cost_vs_adjacent_vae_step" in r
+                 else ""))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n")

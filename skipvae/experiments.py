@@ -142,12 +142,13 @@ REDUCIBLE = ("n_train", "n_valid", "n_test", "epochs", "latent_dim", "enc_channe
              "lr_decay_after", "svi_steps", "iw_samples", "n_eval_nll")
 
 
-def profile_reductions(dataset: str, profile: str, arch: str | None = None):
+def profile_reductions(dataset: str, profile: str, arch: str | None = None, model: str = "vae"):
     """(notes, table): the profile's own notes and every setting where it differs from the paper's
-    hyperparameters ('all' = the whole split); an empty table at the paper profile."""
+    hyperparameters ('all' = the whole split) for `model` (the semi-amortized ones may have their own cut); an
+    empty table at the paper profile."""
     import pandas as pd
 
-    paper, ours = make_config(dataset, "vae", "paper", arch=arch), make_config(dataset, "vae", profile, arch=arch)
+    paper, ours = make_config(dataset, model, "paper", arch=arch), make_config(dataset, model, profile, arch=arch)
     rows = [{"dataset": dataset, "decoder": ours.arch, "setting": k, "paper": _shown(getattr(paper, k)),
              profile: _shown(getattr(ours, k))} for k in REDUCIBLE if getattr(paper, k) != getattr(ours, k)]
     notes = ours.notes or f"{profile} profile: the official hyperparameters of the paper."

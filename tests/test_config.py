@@ -111,3 +111,20 @@ def test_cpu_pixelcnn_runs_share_one_budget_and_classify_on_their_own_splits():
     cfg = make_config("mnist", "vae", "cpu")
     assert (cfg.clf_n_train, cfg.clf_n_test) == (cfg.n_train, cfg.n_test)  # the run's data is reused
     assert make_config("mnist", "vae", "paper").clf_n_train is None  # the paper: the whole splits
+
+
+def test_semi_amortized_models_get_their_own_cut_of_the_cpu_profile_only_where_one_is_set():
+    vae, lm = make_config("yahoo", "vae", "cpu"), make_config("yahoo", "lm", "cpu")
+    for name in ("sa-vae", "skip-sa-vae"):
+        sa = make_config("yahoo", name, "cpu")
+        assert (sa.n_train, sa.epochs, sa.warmup_epochs, sa.lr_decay_after) == (2000, 4, 2, 3)
+        assert "semi-amortized" in sa.notes
+        # the same test documents, sizes and SVI steps as the VAE rows: only the training budget differs
+        for k in ("n_test", "n_eval_nll", "max_len", "dec_hidden", "emb_dim", "svi_steps", "iw_samples"):
+            assert getattr(sa, k) == getattr(vae, k), k
+    assert (vae.n_train, vae.epochs) == (lm.n_train, lm.epochs) == (None, 8)
+    assert make_config("yahoo", "vae", "cpu", inference="semi-amortized").n_train == 2000  # the axis, not the name
+    assert make_config("yahoo", "sa-vae", "cpu", n_train=500).n_train == 500  # overrides still win
+    for profile in ("paper", "smoke"):  # no cut there
+        assert make_config("yahoo", "sa-vae", profile).n_train == make_config("yahoo", "vae", profile).n_train
+    assert make_config("mnist", "sa-vae", "cpu").n_train == make_config("mnist", "vae", "cpu").n_train

@@ -206,6 +206,9 @@ def test_profile_reductions_list_what_differs_from_the_paper():
     assert "lr" not in rows.index and "dec_kernels" not in rows.index  # only the reducible sizes
     notes, table = profile_reductions("yahoo", "paper")
     assert table.empty and "official hyperparameters" in notes
+    notes, table = profile_reductions("yahoo", "cpu", "lstm", "sa-vae")  # the semi-amortized models' own cut
+    assert "semi-amortized" in notes and table.set_index("setting").loc["n_train", "cpu"] == "2000"
+    assert "n_train" not in profile_reductions("yahoo", "cpu", "lstm")[1]["setting"].values  # all, as in the paper
 
 
 def test_save_figure_writes_png_and_caption(repo):
