@@ -380,7 +380,9 @@ def sa_text(args) -> dict:
         time_against(sa, vae, args.sa_steps, make_config("yahoo", name, profile).svi_steps)
         rows += [vae.result({}), sa.result({})]
     results = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-               "threads": torch.get_num_threads(), "workloads": rows}
+               "threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0], "workloads": rows}
+    from skipvae.records import provenance
+    results["provenance"] = provenance(0, profile, "cpu")
     for r in rows:
         print(f"{r['name']:<45} {r['median_step_s']:.3f} s/step"
               + (f"  = {r['cost_vs_adjacent_vae_step']:.1f} adjacent VAE steps" if "cost_vs_adjacent_vae_step" in r
