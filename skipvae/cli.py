@@ -7,9 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from skipvae.config import ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, PROFILES, RunConfig, make_config
+from skipvae.config import (ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, PROFILES, WHOLE, RunConfig,
+                            make_config)
 from skipvae.errors import ConfigError, SkipVAEError
 from skipvae.params import check_device, check_param
+
+def split_size(text: str):
+    """A split size on the command line: a positive integer, or `all` (the whole split)."""
+    return WHOLE if text == WHOLE else int(text)
+
+
+split_size.__name__ = "split size (an integer or 'all')"  # argparse names the type in its error message
 
 TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profile's value
     "latent_dim": (int, "latent dimension (paper: 20 images, 32 text)"),
@@ -30,11 +38,11 @@ TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profil
     "lr": (float, "learning rate (paper: Adam 1e-3 images, SGD 1.0 text)"),
     "optimizer": (str, "adam or sgd"),
     "warmup_epochs": (int, "KL warm-up epochs, beta from beta_start to 1 (paper: 0 images, 10 text)"),
-    "n_train": (int, "use only the first N training examples"),
-    "n_valid": (int, "use only the first N validation examples"),
-    "n_test": (int, "use only the first N test examples"),
+    "n_train": (split_size, "use only the first N training examples"),
+    "n_valid": (split_size, "use only the first N validation examples"),
+    "n_test": (split_size, "use only the first N test examples"),
     "iw_samples": (int, "importance samples K of the NLL estimate (paper: 500 images, 200 text)"),
-    "n_eval_nll": (int, "test examples that get the importance-weighted NLL (default: all)"),
+    "n_eval_nll": (split_size, "test examples that get the importance-weighted NLL (all: every one)"),
 }
 
 
@@ -83,7 +91,7 @@ def add_train_parser(sub, shown: RunConfig | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     for name, (typ, text) in TRAIN_OPTIONS.items():
         value = getattr(shown, name) if shown else None
-        shown_value = "" if shown is None else f" [{'all' if value is None and name.startswith('n_') else value}]"
+        shown_value = "" if shown is None else f" [{WHOLE if value is None and name.startswith('n_') else value}]"
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=text + shown_value)
     p.add_argument("--dry-run", action="store_true", help="print the config as JSON and exit without training")
     p.add_argument("--out", default="runs", help="parent folder of the run directory (default: runs)")

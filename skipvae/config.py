@@ -137,7 +137,7 @@ class RunConfig:
                      "emb_dim", "enc_hidden", "dec_hidden", "iw_samples", "iw_chunk", "max_len", "clf_epochs"):
             if name != "latent_dim" or self.has_latent:
                 _positive(name, getattr(self, name))
-        for name in ("n_train", "n_valid", "n_test", "n_eval_nll", "clf_n_train", "clf_n_test"):
+        for name in SPLIT_SIZES:
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         if self.dec_layers < 1:
@@ -291,6 +291,22 @@ SEMI_AMORTIZED_CUT = {
 }
 
 
+# Sizes of a split that may be the whole split (stored as None). In overrides, where None means "not given",
+# WHOLE asks for the whole split: make_config(..., clf_n_train="all"), `--n-train all`, `n_train: all` in a sweep.
+SPLIT_SIZES = ("n_train", "n_valid", "n_test", "n_eval_nll", "clf_n_train", "clf_n_test")
+WHOLE = "all"
+
+
+def _override(name: str, value):
+    """An override's stored value: WHOLE -> None for a split size; refused for any other field."""
+    if isinstance(value, str) and value == WHOLE:
+        if name not in SPLIT_SIZES:
+            raise ConfigError(f"{name}={WHOLE!r} is impossible: only the split sizes {', '.join(SPLIT_SIZES)} can "
+                              f"be {WHOLE!r} (the whole split).")
+        return None
+    return value
+
+
 def family(dataset: str) -> str:
     return "text" if dataset == "yahoo" else "image"
 
@@ -305,7 +321,8 @@ def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "pape
     cut of them, SEMI_AMORTIZED_CUT), then `overrides`.
 
     `model` is a name of MODELS (it sets the identity fields skip and inference; `lm` also sets latent_dim = 0);
-    `skip=...` or `inference=...` in `overrides` set an axis directly. Raises ConfigError, listing the valid
+    `skip=...` or `inference=...` in `overrides` set an axis directly; an override of None is no override, and
+    a split size (SPLIT_SIZES) of WHOLE ("all") is the whole split. Raises ConfigError, listing the valid
     choices, for an unknown name or an impossible value.
     """
     _choice("dataset", dataset, DATASETS)
@@ -325,5 +342,5 @@ def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "pape
     if axes["inference"] == "none":
         values["latent_dim"] = 0
     values.update(axes)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update({k: _override(k, v) for k, v in overrides.items() if v is not None})
     return RunConfig(dataset=dataset, arch=arch, profile=profile, **values).validate()

@@ -1,5 +1,6 @@
 """Command-line error paths: bad arguments fail before any data is loaded, with the valid choices listed."""
 
+import json
 import subprocess
 import sys
 
@@ -51,3 +52,12 @@ def test_help_documents_every_train_option():
         assert "--" + name.replace("_", "-") in out
     for flag in ("--dataset", "--arch", "--model", "--profile", "--seed", "--out", "--data-dir", "--time-budget"):
         assert flag in out
+
+
+def test_split_sizes_take_all_on_the_command_line(capsys):
+    main(["train", "--dataset", "mnist", "--profile", "cpu", "--n-train", "all", "--n-test", "7", "--dry-run"])
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["n_train"], cfg["n_test"]) == (None, 7)
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "mnist", "--n-train", "some", "--dry-run"])
+    assert "--n-train: invalid split size (an integer or 'all') value: 'some'" in capsys.readouterr().err

@@ -128,3 +128,11 @@ def test_semi_amortized_models_get_their_own_cut_of_the_cpu_profile_only_where_o
     for profile in ("paper", "smoke"):  # no cut there
         assert make_config("yahoo", "sa-vae", profile).n_train == make_config("yahoo", "vae", profile).n_train
     assert make_config("mnist", "sa-vae", "cpu").n_train == make_config("mnist", "vae", "cpu").n_train
+
+
+def test_all_asks_for_the_whole_split_where_none_means_no_override():
+    cfg = make_config("mnist", "vae", "cpu", clf_n_train="all", n_test="all", n_train=None)
+    assert (cfg.clf_n_train, cfg.n_test) == (None, None)  # the whole splits
+    assert cfg.n_train == make_config("mnist", "vae", "cpu").n_train == 10000  # None: the profile's value stays
+    with pytest.raises(ConfigError, match=r"epochs='all' is impossible: only the split sizes .*n_train"):
+        make_config("mnist", "vae", "cpu", epochs="all")
