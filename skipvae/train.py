@@ -91,6 +91,12 @@ def build(cfg: RunConfig, data_dir=None, device=None):
     return data, model
 
 
+def training_updates(cfg: RunConfig, data) -> int:
+    """Optimizer updates of a whole run on `data` (loaded with cfg's sizes): epochs * ceil(N_train / batch_size),
+    the last, partial batch of an epoch included as run_epoch takes it."""
+    return cfg.epochs * math.ceil(data.num_examples("train") / cfg.batch_size)
+
+
 def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progress: bool) -> dict:
     """One pass over the training split; returns the batch-mean loss, reconstruction and KL."""
     model.train()

@@ -131,12 +131,14 @@ def test_every_epoch_records_kl_mi_au_and_updates(tmp_path, synthetic_data):
     """The collapse-over-training curve: validation KL, MI and active units (0.01) at the end of every epoch, against
     the number of optimizer updates, in the record's history."""
     from skipvae.config import make_config
-    from skipvae.train import train
+    from skipvae.data import load_dataset
+    from skipvae.train import train, training_updates
 
-    cfg = make_config("mnist", "skip-vae", "smoke", epochs=2, n_train=100, batch_size=25)
+    cfg = make_config("mnist", "skip-vae", "smoke", epochs=2, n_train=100, batch_size=40)
     record = train(cfg, tmp_path / "run", progress=False)
     history = record["history"]
-    assert [h["updates"] for h in history] == [4, 8]  # 100 images / 25 per batch, per epoch
+    assert [h["updates"] for h in history] == [3, 6]  # 100 images / 40 per batch: 3 batches per epoch, one partial
+    assert training_updates(cfg, load_dataset(cfg)) == history[-1]["updates"]  # the count without training
     for h in history:
         assert -0.1 <= h["val_mi"] <= math.log(cfg.n_valid) + 1e-9  # one z per example: small negatives happen
         assert 0 <= h["val_au_0.01"] <= cfg.latent_dim and isinstance(h["val_au_0.01"], int)
