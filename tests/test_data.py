@@ -627,3 +627,12 @@ def test_ensure_offline_exits_nonzero_within_seconds_with_the_fetch_message(monk
     err = capsys.readouterr().err
     assert time.perf_counter() - start < 10
     assert err.startswith("error: could not download") and "offline" in err and "Traceback" not in err
+
+
+@needs_data
+def test_cpu_profile_keeps_yahoo_documents_no_shorter_than_the_test_mean(yahoo_data):
+    # issue 15: the cpu profile cuts documents no shorter than the test documents' mean length (78.9 words)
+    from skipvae.config import make_config
+
+    mean_words = np.mean([len(doc) for doc in yahoo_data.documents("test")])
+    assert 78 < mean_words <= make_config("yahoo", "vae", "cpu").max_len
