@@ -488,16 +488,19 @@ class BudgetTable(ResultsDirective):
 # ------------------------------------------------------------------------------------------------- roles
 
 class ConfigRole(SphinxRole):
-    """{cfg}`mnist cpu epochs` or {cfg}`mnist/mlp cpu mlp_hidden`: a value of make_config(dataset, 'vae', profile)."""
+    """{cfg}`mnist cpu epochs`, {cfg}`mnist/mlp cpu mlp_hidden` or {cfg}`yahoo cpu n_train sa-vae`: a value of
+    make_config(dataset, model, profile) (model: vae unless given)."""
 
     def run(self):
         try:
-            where, profile, key = self.text.split()
+            where, profile, key, *model = self.text.split()
             dataset, _, arch = where.partition("/")
-            value = getattr(skipconfig.make_config(dataset, "vae", profile, arch=arch or None), key)
+            if len(model) > 1:
+                raise ValueError(f"too many words ({len(model) + 3})")
+            value = getattr(skipconfig.make_config(dataset, *(model or ["vae"]), profile, arch=arch or None), key)
         except (ValueError, AttributeError, ConfigError) as err:
             msg = self.inliner.reporter.error(f"{{cfg}}`{self.text}`: {err}; write {{cfg}}`dataset[/arch] profile "
-                                              f"key`", line=self.lineno)
+                                              f"key [model]`", line=self.lineno)
             return [], [msg]
         text = "the whole split" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
         return [nodes.inline(text=text, classes=["skipvae-cfg"])], []
