@@ -31,15 +31,25 @@ def runs_dir(experiment: str) -> Path:
     return Path(os.environ.get("SKIPVAE_RUNS", REPO_ROOT / "runs")) / experiment
 
 
+def reuse_only() -> bool:
+    """Whether notebooks only show the runs that have finished (SKIPVAE_REUSE_ONLY=1), training none: for pages
+    rebuilt while a sweep is still running."""
+    return os.environ.get("SKIPVAE_REUSE_ONLY", "") not in ("", "0")
+
+
 def run_all(configs: list[RunConfig], experiment: str, force: bool = False, progress: bool = True,
             data_dir=None) -> list[dict]:
     """Train every config that has no finished record (or all of them with `force`); return their records.
 
-    A finished record of the identical config in another experiment's folder is copied, not retrained."""
-    records = []
+    A finished record of the identical config in another experiment's folder is copied, not retrained. Under
+    SKIPVAE_REUSE_ONLY=1 (`reuse_only`) a config without a finished record is listed as missing and left out."""
+    records, missing = [], []
     for i, cfg in enumerate(configs):
         out = record_path(cfg, experiment)
         record, source = (None, "") if force else reusable_record(cfg, experiment)
+        if record is None and reuse_only():
+            missing.append(cfg.run_name())
+            continue
         if record is None:
             from skipvae.train import train
 
@@ -55,6 +65,9 @@ def run_all(configs: list[RunConfig], experiment: str, force: bool = False, prog
                 atomic_write_json(out, record)  # each experiment's folder holds all of its records
             print(f"[{i + 1}/{len(configs)}] reusing the identical finished run of {source}: {out.name}")
         records.append(record)
+    if missing:
+        print(f"SKIPVAE_REUSE_ONLY: {len(missing)} of {len(configs)} runs have not finished and are left out: "
+              + ", ".join(missing))
     return records
 
 
@@ -70,13 +83,15 @@ def reusable_record(cfg: RunConfig, experiment: str) -> tuple[dict | None, str]:
     return None, ""
 
 
-def checkpoint_path(cfg: RunConfig, experiment: str) -> Path:
-    """The best checkpoint of a run (for figures that need the model: samples, t-SNE): the experiment's own run
-    folder, else the run's folder in any sweep under runs/ (a sweep trains it there before `collect`)."""
-    own = runs_dir(experiment) / cfg.run_name() / "best.pt"
-    if own.exists():
-        return own
-    return next(iter(sorted(runs_dir(experiment).parent.glob(f"*/{cfg.run_name()}/best.pt"))), own)
+def checkpoint_path(cfg: RunConfig, experiment: str) -> Path | None:
+    """The best checkpoint of a finished run (for figures that need the model: samples, t-SNE): the experiment's
+    own run folder, else the run's folder in any sweep under runs/ (a sweep trains it there before `collect`); a
+    folder counts only where its run has finished (a finished record.json of `cfg` beside best.pt). None if none."""
+    from skipvae.train import BEST, RECORD
+
+    folders = [runs_dir(experiment) / cfg.run_name(), *sorted(runs_dir(experiment).parent.glob(f"*/{cfg.run_name()}"))]
+    return next((d / BEST for d in folders if (d / BEST).exists() and finished_record(cfg, d / RECORD) is not None),
+                None)
 
 
 def record_path(cfg: RunConfig, experiment: str) -> Path:
@@ -102,10 +117,10 @@ def update_record_metrics(cfg: RunConfig, experiment: str, values: dict) -> dict
 
 
 def load_trained(cfg: RunConfig, experiment: str, data_dir=None, device="cpu"):
-    """(data, model) with the run's best weights, in eval mode; None when its checkpoint is not on this machine
-    (e.g. a fresh clone that reuses the committed records)."""
+    """(data, model) with the run's best weights, in eval mode; None when the finished run's checkpoint is not on
+    this machine (e.g. a fresh clone that reuses the committed records, or a run still training)."""
     path = checkpoint_path(cfg, experiment)
-    if not path.exists():
+    if path is None:
         return None
     from skipvae.train import build, load_checkpoint
 

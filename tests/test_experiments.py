@@ -115,6 +115,18 @@ def test_run_all_copies_an_identical_run_of_another_experiment(repo, fake_train)
     assert fake_train[-1] == a.run_name() and len(fake_train) == 3
 
 
+def test_run_all_under_reuse_only_trains_nothing_and_names_what_is_missing(repo, fake_train, monkeypatch, capsys):
+    a, b = smoke(seed=0), smoke(seed=1)
+    first = run_all([a], "mnist", progress=False)
+    monkeypatch.setenv("SKIPVAE_REUSE_ONLY", "1")
+    assert run_all([a, b], "mnist", progress=False) == first  # b has not finished: left out, not trained
+    assert fake_train == [a.run_name()] and not record_path(b, "mnist").exists()
+    assert f"1 of 2 runs have not finished and are left out: {b.run_name()}" in capsys.readouterr().out
+    monkeypatch.setenv("SKIPVAE_REUSE_ONLY", "0")
+    run_all([a, b], "mnist", progress=False)
+    assert fake_train == [a.run_name(), b.run_name()]
+
+
 def test_run_all_retrains_unfinished_or_foreign_records(repo, fake_train):
     cfg = smoke()
     path = record_path(cfg, "mnist")
@@ -183,16 +195,24 @@ def test_load_trained_returns_the_best_weights(repo, synthetic_data):
         load_trained(cfg, "mnist")
 
 
-def test_a_checkpoint_trained_by_a_sweep_is_found_before_collect(repo):
+def test_a_checkpoint_trained_by_a_sweep_is_found_before_collect_once_its_run_has_finished(repo):
     cfg = smoke()
-    own = repo / "runs" / "mnist" / cfg.run_name() / "best.pt"
-    assert experiments.checkpoint_path(cfg, "mnist") == own  # nowhere yet: where run_all would put it
-    swept = repo / "runs" / "cpu-table1" / cfg.run_name() / "best.pt"
-    swept.parent.mkdir(parents=True)
-    swept.write_bytes(b"x")
-    assert experiments.checkpoint_path(cfg, "mnist") == swept
-    own.parent.mkdir(parents=True)
-    own.write_bytes(b"x")
+
+    def put(folder: str, finished: bool = True) -> Path:
+        run_dir = repo / "runs" / folder / cfg.run_name()
+        run_dir.mkdir(parents=True)
+        (run_dir / "best.pt").write_bytes(b"x")
+        if finished:
+            (run_dir / "record.json").write_text(json.dumps({"status": "finished", "name": cfg.run_name(),
+                                                             "config": cfg.to_dict(), "metrics": {}}))
+        return run_dir / "best.pt"
+
+    assert experiments.checkpoint_path(cfg, "mnist") is None  # nowhere yet
+    training = put("cpu-table0", finished=False)  # a sweep still training it: its best.pt is not the final one
+    assert experiments.checkpoint_path(cfg, "mnist") is None and load_trained(cfg, "mnist") is None
+    swept = put("cpu-table1")
+    assert experiments.checkpoint_path(cfg, "mnist") == swept != training
+    own = put("mnist")
     assert experiments.checkpoint_path(cfg, "mnist") == own  # the experiment's own run first
 
 
