@@ -182,8 +182,10 @@ def show_paper_table(runs, name: str, **kwargs):
     from skipvae import report
 
     table = report.side_by_side(runs, name, **kwargs)
-    display(Markdown(f"**{table.attrs['setting']}** Paper: quoted from {table.attrs['source']} Ours: the "
-                     f"{table.attrs['profile']} profile, mean ± standard deviation over seeds "
+    profile = table.attrs["profile"]
+    ours = (f"the {profile} profile, mean ± standard deviation over seeds" if profile != "–" else
+            "no run has finished yet")
+    display(Markdown(f"**{table.attrs['setting']}** Paper: quoted from {table.attrs['source']} Ours: {ours} "
                      f"({table.attrs['units']})."))
     display(table)
     return table

@@ -300,6 +300,7 @@ def test_claim_summary_follows_the_ledger_rule():
     text = claim_summary("C1", [check(REPRODUCED), check(INCONCLUSIVE)], "cpu")
     assert "**partly reproduced**" in text and "2 checks: 1 reproduced, 1 inconclusive" in text
     assert "no check" in claim_summary("C3", [], "paper")
+    assert "(1 check: 1 inconclusive)" in claim_summary("C5", [check(INCONCLUSIVE)], "cpu")
 
 
 def test_plots_have_one_panel_per_metric_and_row():
@@ -336,3 +337,17 @@ def test_reexecuting_a_notebook_changes_no_file(tmp_path):
     first = execute()
     assert any(p.suffix == ".png" for p in first)
     assert execute() == first
+
+
+def test_show_paper_table_says_when_no_run_has_finished(monkeypatch):
+    import pandas as pd
+    from IPython.display import Markdown
+
+    from skipvae.experiments import show_paper_table
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    table = show_paper_table(pd.DataFrame(columns=["profile", "model", "seed"]), "table3")
+    caption = next(x.data for x in shown if isinstance(x, Markdown))
+    assert "Ours: no run has finished yet (" in caption and "the – profile" not in caption
+    assert set(table["ELBO ours"]) == {"not yet run"}

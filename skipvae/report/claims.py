@@ -480,7 +480,8 @@ def claim_summary(claim: str, checks: list[Check], profile: str | None) -> str:
         return f"{claim}: these runs give no check."
     counts = pd.Series([c.verdict for c in checks]).value_counts()
     parts = ", ".join(f"{n} {v}" for v, n in counts.items())
-    return f"{claim} on these {profile}-profile runs: **{claim_verdict(checks)}** ({len(checks)} checks: {parts})."
+    noun = "check" if len(checks) == 1 else "checks"
+    return f"{claim} on these {profile}-profile runs: **{claim_verdict(checks)}** ({len(checks)} {noun}: {parts})."
 
 
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCALE", "NOT_YET", "VERDICTS",
