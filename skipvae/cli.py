@@ -12,12 +12,15 @@ from skipvae.config import (ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, 
 from skipvae.errors import ConfigError, SkipVAEError
 from skipvae.params import check_device, check_param
 
+
 def split_size(text: str):
     """A split size on the command line: a positive integer, or `all` (the whole split)."""
-    return WHOLE if text == WHOLE else int(text)
-
-
-split_size.__name__ = "split size (an integer or 'all')"  # argparse names the type in its error message
+    if text == WHOLE:
+        return WHOLE
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid split size {text!r}: an integer or '{WHOLE}'") from None
 
 TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profile's value
     "latent_dim": (int, "latent dimension (paper: 20 images, 32 text)"),

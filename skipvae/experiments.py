@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from skipvae.config import RunConfig, make_config
+from skipvae.config import WHOLE, RunConfig, make_config
 from skipvae.errors import DataError
 from skipvae.records import REPO_ROOT, atomic_write_json, finished_record, read_json
 from skipvae.report.store import results_dir
@@ -171,7 +171,7 @@ def profile_reductions(dataset: str, profile: str, arch: str | None = None, mode
 
 
 def _shown(value):
-    return "all" if value is None else value  # None: the whole split
+    return WHOLE if value is None else value  # None: the whole split
 
 
 def show_paper_table(runs, name: str, **kwargs):
@@ -182,11 +182,7 @@ def show_paper_table(runs, name: str, **kwargs):
     from skipvae import report
 
     table = report.side_by_side(runs, name, **kwargs)
-    profile = table.attrs["profile"]
-    ours = (f"the {profile} profile, mean ± standard deviation over seeds" if profile != "–" else
-            "no run has finished yet")
-    display(Markdown(f"**{table.attrs['setting']}** Paper: quoted from {table.attrs['source']} Ours: {ours} "
-                     f"({table.attrs['units']})."))
+    display(Markdown(report.beside_caption(table)))
     display(table)
     return table
 

@@ -60,4 +60,4 @@ def test_split_sizes_take_all_on_the_command_line(capsys):
     assert (cfg["n_train"], cfg["n_test"]) == (None, 7)
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "mnist", "--n-train", "some", "--dry-run"])
-    assert "--n-train: invalid split size (an integer or 'all') value: 'some'" in capsys.readouterr().err
+    assert "--n-train: invalid split size 'some': an integer or 'all'" in capsys.readouterr().err

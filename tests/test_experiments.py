@@ -349,5 +349,5 @@ def test_show_paper_table_says_when_no_run_has_finished(monkeypatch):
     monkeypatch.setattr("IPython.display.display", shown.append)
     table = show_paper_table(pd.DataFrame(columns=["profile", "model", "seed"]), "table3")
     caption = next(x.data for x in shown if isinstance(x, Markdown))
-    assert "Ours: no run has finished yet (" in caption and "the – profile" not in caption
-    assert set(table["ELBO ours"]) == {"not yet run"}
+    assert "Ours: no run has finished yet. Units:" in caption and "profile" not in caption
+    assert table.attrs["profile"] is None and set(table["ELBO ours"]) == {"not yet run"}

@@ -235,9 +235,7 @@ class PaperBeside(ResultsDirective):
         if name == "table4":  # every text table shows the unigram floor of its profile, when it has been computed
             extra = report.floor_row(report.unigram_floor_record(report.best_profile(runs) or "cpu"))
         table = report.side_by_side(runs, name, where=where, extra_rows=extra)
-        caption = (f"{table.attrs['setting']} Paper: quoted from {table.attrs['source']} Ours: mean ± std over seeds "
-                   f"at the {table.attrs['profile']} profile. Units: {table.attrs['units']}.")
-        return [table_node(table, ["skipvae-results", "skipvae-beside"], caption, f"beside-{name}")]
+        return [table_node(table, ["skipvae-results", "skipvae-beside"], report.beside_caption(table), f"beside-{name}")]
 
 
 class ResultsFigure(ResultsDirective):

@@ -19,7 +19,7 @@ from skipvae.report.store import (EXPERIMENTS, MAIN_EXPERIMENTS, PAPER_NUMBERS, 
                                   collect_sweep, experiment, flatten_record, load_runs, load_theory,
                                   notebook_parameters, paper_elbo, paper_numbers, paper_tables, read_record,
                                   results_dir, results_root, run_status)
-from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, best_profile,
+from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, beside_caption, best_profile,
                                    classification_table, digits_for, floor_row, pca_reference_runs,
                                    display_table, experiment_table, fmt, fmt_mean_std, keeps_more_information,
                                    left_out_sentence, metric_columns, provenance_table, side_by_side, summary_table,
@@ -32,7 +32,7 @@ __all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixe
            "MAIN_EXPERIMENTS", "PAPER_NUMBERS", "PROFILE_RANK", "Experiment", "all_runs", "collect_sweep",
            "experiment", "flatten_record", "load_runs", "load_theory", "notebook_parameters", "paper_elbo",
            "paper_numbers", "paper_tables", "read_record", "results_dir", "results_root", "run_status",
-           "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "best_profile", "floor_row", "classification_table",
+           "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile", "floor_row", "classification_table",
            "pca_reference_runs", "digits_for", "display_table", "experiment_table", "fmt", "fmt_mean_std",
            "keeps_more_information", "left_out_sentence", "metric_columns", "provenance_table", "side_by_side",
            "summary_table", "summary_value", "theory_summary", "theory_table", "timing_table"]

@@ -154,8 +154,16 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
             row[f"{label} ours"] = fmt(extra.get(c), digits_for(c))
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs = attrs | {"profile": profile or "–"}
+    table.attrs = attrs | {"profile": profile}  # None: no run has finished yet
     return table
+
+
+def beside_caption(table: pd.DataFrame) -> str:
+    """The caption of a `side_by_side` table: the paper's setting, where its numbers are quoted from, and ours."""
+    a = table.attrs
+    ours = (f"mean ± standard deviation over seeds at the {a['profile']} profile" if a["profile"] else
+            "no run has finished yet")
+    return f"{a['setting']} Paper: quoted from {a['source']} Ours: {ours}. Units: {a['units']}."
 
 
 def floor_row(floor: dict | None) -> pd.DataFrame | None:
