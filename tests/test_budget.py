@@ -37,11 +37,30 @@ def test_budget_counts_shared_runs_once_and_measures_from_the_records(plan, tmp_
     df = budget.budget_table(plan).set_index("what")
     assert (df.loc["A", "runs"], df.loc["A", "done"], df.loc["A", "min/run"]) == (2, 2, 15.0)
     assert df.loc["A", "planned core-h"] == pytest.approx(0.5) and df.loc["A", "spent core-h"] == pytest.approx(0.5)
-    # seed 1 belongs to row A; of B's own runs (2, 3) one has finished: 5 min, so 2 x 5 min planned
-    assert (df.loc["B", "runs"], df.loc["B", "done"], df.loc["B", "min/run"]) == (2, 1, 5.0)
-    assert df.loc["B", "planned core-h"] == pytest.approx(10 / 60)
+    # seed 1 belongs to row A; of B's own runs (2, 3) one has finished (5 min); seed 3 is estimated by the median
+    # of the finished runs of its shape (seeds 0, 1, 2: 10, 20, 5 min): 5 + 10 min planned
+    assert (df.loc["B", "runs"], df.loc["B", "done"], df.loc["B", "min/run"]) == (2, 1, 7.5)
+    assert df.loc["B", "planned core-h"] == pytest.approx(15 / 60)
     assert pd.isna(df.loc["C", "runs"])  # no sweep file: planned, not sized
     assert df.loc["C", "spent core-h"] == 0
+
+
+def test_runs_to_go_are_estimated_by_their_shape_on_another_dataset_else_by_their_row(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    base = {"dataset": "omniglot", "arch": "mlp", "profile": "cpu"}
+    grid = {"seed": [0, 1], "dec_layers": [2, 3]}
+    (tmp_path / "o.yaml").write_text(yaml.safe_dump({"name": "o", "base": base, "grid": grid}))
+    rows = [{"what": "O", "sweep": "o.yaml", "experiment": "omniglot"}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({"target_core_hours": 15, "lanes": 2, "rows": rows}))
+    plan = budget.load_plan(tmp_path / "plan.yaml")
+    omniglot = lambda seed, layers: make_config("omniglot", "vae", "cpu", arch="mlp", seed=seed, dec_layers=layers)  # noqa: E731
+    finished(tmp_path / "results", "mnist", make_config("mnist", "vae", "cpu", arch="mlp", seed=5, dec_layers=2), 120)
+    assert pd.isna(budget.budget_table(plan).set_index("what").loc["O", "planned core-h"])  # 3 layers: no estimate
+    finished(tmp_path / "results", "omniglot", omniglot(0, 3), 600)
+    df = budget.budget_table(plan).set_index("what")
+    # done: 10 min (seed 0, 3 layers); by shape: 2 min (MNIST's 2 layers) for each seed at 2 layers; by row: 10 min
+    assert df.loc["O", "done"] == 1 and df.loc["O", "planned core-h"] == pytest.approx((10 + 2 + 2 + 10) / 60)
+    assert df.loc["O", "spent core-h"] == pytest.approx(10 / 60)
 
 
 def test_run_minutes_fall_back_to_train_plus_eval_time():

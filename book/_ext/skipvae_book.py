@@ -476,9 +476,10 @@ class BudgetTable(ResultsDirective):
         if unmeasured:
             df.loc[df.index[-1], "planned core-h"] = f"≥ {df['planned core-h'].iloc[-1]}"
         caption = (f"The cpu budget ({budget.PLAN.relative_to(budget.REPO_ROOT)}), in order of priority, against the "
-                   f"committed records: min/run is the median measured wall time of a row's finished runs (one run "
-                   f"per single-thread lane), planned core-h = runs x min/run ('–' until a run of the row has "
-                   f"finished; the total is then a lower bound), spent core-h = the sum of its runs' wall times. Aim: "
+                   f"committed records, one run per single-thread lane: planned core-h = the wall times of the "
+                   f"finished runs plus, for each run to go, the median of the finished runs of the same config on "
+                   f"another seed or dataset, else of the row ('–' while a run has no estimate; the total is then a "
+                   f"lower bound), min/run = planned / runs, spent core-h = the finished runs' wall times. Aim: "
                    f"{plan['target_core_hours']} core-hours in {plan['lanes']} lanes.")
         return [table_node(df.astype(str), ["skipvae-results", "skipvae-results-budget"], caption, "budget")]
 
