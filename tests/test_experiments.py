@@ -20,7 +20,7 @@ from skipvae.config import make_config  # noqa: E402
 from skipvae.errors import DataError  # noqa: E402
 from skipvae.experiments import (default_profile, experiment_runs, load_trained, profile_reductions,  # noqa: E402
                                  record_path, results_dir, run_all, update_record_metrics)
-from skipvae.report import (claim_summary, keeps_more_information, left_out_sentence, plot_bars,  # noqa: E402
+from skipvae.report import (claim_summary, information_kept, left_out_sentence, plot_bars,  # noqa: E402
                             plot_lines, save_figure, summary_value)
 from skipvae.report.claims import INCONCLUSIVE, REPRODUCED, Check  # noqa: E402
 from skipvae.records import git_commit  # noqa: E402
@@ -276,12 +276,25 @@ def test_summary_value_and_its_errors():
         summary_value(summary, "mi", model="sa-vae")
 
 
-def test_more_information_only_beyond_the_printed_precision():
-    summary = pd.DataFrame({"profile": ["cpu"] * 3, "model": ["vae", "skip-vae", "sa-vae"],
-                            "mi_mean": [0.001, 0.004, 0.02], "mi_std": [0.0] * 3})
-    assert not keeps_more_information(summary, dict(model="skip-vae"), dict(model="vae"))  # 0.00 vs 0.00 printed
-    assert keeps_more_information(summary, dict(model="sa-vae"), dict(model="vae"))
-    assert not keeps_more_information(summary, dict(model="vae"), dict(model="sa-vae"))
+def test_information_kept_follows_the_interval_of_the_mi_difference():
+    def runs(vae, skip, profile="cpu"):
+        return pd.DataFrame({"profile": profile, "seed": list(range(len(vae))) * 2, "mi": vae + skip,
+                             "model": ["vae"] * len(vae) + ["skip-vae"] * len(skip)})
+
+    def kept(df):
+        return information_kept(df, dict(model="skip-vae"), dict(model="vae"))
+
+    assert kept(runs([1.0, 2.0, 3.0], [1.5, 2.6, 3.4])).startswith("keeps more information in $z$ (MI difference "
+                                                                  "+0.50 [+0.25, +0.75] (paired, n = 3)) than")
+    assert kept(runs([1.0, 2.0, 3.0], [0.5, 1.4, 2.6])).startswith("keeps less")
+    assert kept(runs([1.0, 2.0, 3.0], [1.5, 1.9, 3.2])).startswith("is not shown to keep more")
+    # one seed: no interval, 'more' only beyond the printed precision (0.01 nats)
+    assert kept(runs([0.001], [0.004])).startswith("keeps no more information in $z$ (MI difference +0.00 (no "
+                                                   "interval: n = 1))")
+    assert kept(runs([0.001], [0.02])).startswith("keeps more")
+    # the largest profile decides: the smoke runs, which would say 'less', are not compared
+    both = pd.concat([runs([1.0, 2.0, 3.0], [1.5, 2.6, 3.4]), runs([5.0, 5.0], [0.0, 0.1], profile="smoke")])
+    assert kept(both).startswith("keeps more")
 
 
 def test_left_out_sentence_names_the_models_and_why():

@@ -21,7 +21,7 @@ from skipvae.report.store import (EXPERIMENTS, MAIN_EXPERIMENTS, PAPER_NUMBERS, 
                                   results_dir, results_root, run_status)
 from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, beside_caption, best_profile,
                                    classification_table, digits_for, floor_row, pca_reference_runs,
-                                   display_table, experiment_table, fmt, fmt_mean_std, keeps_more_information,
+                                   display_table, experiment_table, fmt, fmt_mean_std, information_kept,
                                    left_out_sentence, metric_columns, provenance_table, side_by_side, summary_table,
                                    summary_value, theory_summary, theory_table, timing_table)
 
@@ -34,5 +34,5 @@ __all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixe
            "paper_numbers", "paper_tables", "read_record", "results_dir", "results_root", "run_status",
            "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile", "floor_row", "classification_table",
            "pca_reference_runs", "digits_for", "display_table", "experiment_table", "fmt", "fmt_mean_std",
-           "keeps_more_information", "left_out_sentence", "metric_columns", "provenance_table", "side_by_side",
+           "information_kept", "left_out_sentence", "metric_columns", "provenance_table", "side_by_side",
            "summary_table", "summary_value", "theory_summary", "theory_table", "timing_table"]
