@@ -295,6 +295,8 @@ def test_information_kept_follows_the_interval_of_the_mi_difference():
     # the largest profile decides: the smoke runs, which would say 'less', are not compared
     both = pd.concat([runs([1.0, 2.0, 3.0], [1.5, 2.6, 3.4]), runs([5.0, 5.0], [0.0, 0.1], profile="smoke")])
     assert kept(both).startswith("keeps more")
+    with pytest.raises(DataError, match="more than one run per seed"):  # e.g. two latent sizes mixed
+        kept(pd.concat([runs([1.0, 2.0], [1.5, 2.5]), runs([1.0, 2.0], [1.5, 2.5])]))
 
 
 def test_left_out_sentence_names_the_models_and_why():

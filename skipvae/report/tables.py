@@ -286,6 +286,9 @@ def information_kept(runs: pd.DataFrame, skip: dict, base: dict) -> str:
         rows = runs
         for k, v in where.items():
             rows = rows[rows[k] == v]
+        if rows["seed"].duplicated().any():
+            raise DataError(f"information_kept: {where} selects more than one run per seed at the {profile} profile; "
+                            f"pass only the runs of one setting")
         return rows.set_index("seed")["mi"]
 
     gain = difference(mi(base), mi(skip))
