@@ -83,3 +83,37 @@ def test_the_committed_plan_expands():
     plan = budget.load_plan()
     sized = [configs for _, configs in budget.row_runs(plan) if configs is not None]
     assert sized and all(all(c.profile == "cpu" for c in configs) for configs in sized)
+
+
+def bench(path, arch, precision, cost):
+    path.mkdir(parents=True, exist_ok=True)
+    load = {"name": f"{arch} sa-vae K=5", "precision": precision, "svi_step_cost_in_vae_steps": cost}
+    (path / f"{arch}-{precision}.json").write_text(json.dumps({"workloads": [load, {"name": "x", "precision": "fp32"}]}))
+
+
+def test_a_semi_amortized_run_is_estimated_from_its_vae_and_the_measured_svi_step_cost(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    bench(tmp_path / "results" / "bench", "mlp", "fp32", 2.0)
+    bench(tmp_path / "results" / "bench", "mlp", "bf16", 9.0)  # another precision: not used by the fp32 MLP
+    base = {"dataset": "mnist", "arch": "mlp", "profile": "cpu", "seed": 0}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"name": "s", "base": base,
+                                                     "grid": {"model": ["sa-vae", "skip-sa-vae"]}}))
+    rows = [{"what": "S", "sweep": "s.yaml", "experiment": "mnist", "not_run": "too dear"}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({"target_core_hours": 15, "lanes": 2, "rows": rows}))
+    plan = budget.load_plan(tmp_path / "plan.yaml")
+    assert pd.isna(budget.budget_table(plan).set_index("what").loc["S", "planned core-h"])  # no VAE run yet
+    finished(tmp_path / "results", "mnist", make_config("mnist", "vae", "cpu", arch="mlp", seed=3), 600)
+    finished(tmp_path / "results", "mnist", make_config("mnist", "skip-vae", "cpu", arch="mlp", seed=3), 1200)
+    df = budget.budget_table(plan).set_index("what")
+    k = make_config("mnist", "sa-vae", "cpu", arch="mlp").svi_steps
+    # 10 and 20 min, each times 1 + K c with c = 2 VAE steps per SVI step (fp32, the MLP's precision)
+    assert df.loc["S", "planned core-h"] == pytest.approx((10 + 20) * (1 + 2 * k) / 60)
+    assert (df.loc["S", "done"], df.loc["S", "spent core-h"], df.loc["S", "not run"]) == (0, 0, "too dear")
+
+
+def test_svi_step_costs_are_medians_by_decoder_and_precision(tmp_path):
+    (tmp_path / "bench").mkdir()
+    for sub, cost in (("a", 3.0), ("b", 4.0)):
+        bench(tmp_path / sub, "pixelcnn", "bf16", cost)
+        (tmp_path / sub / "pixelcnn-bf16.json").rename(tmp_path / "bench" / f"{sub}.json")
+    assert budget.svi_step_costs(tmp_path) == {("pixelcnn", "bf16"): 3.5}

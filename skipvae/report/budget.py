@@ -4,8 +4,12 @@ Each row of the plan is a sweep. Its runs are counted once (a run shared with an
 a run is done when a finished record of exactly its config is in results/ (any experiment's folder). A row's
 planned core-hours are the wall times of its finished runs plus, for each run still to go, an estimate: the median
 wall time of the finished runs of its shape (the same config on another seed or dataset, e.g. Omniglot's runs by
-MNIST's), else of the row's finished runs. The spent core-hours are the sum of its records' wall times (one run
-per single-thread lane).
+MNIST's), else, for a semi-amortized run, the wall time of its amortized counterpart (the VAE or Skip-VAE of the
+same config) times 1 + K c, with K its SVI steps and c the cost of one SVI step in VAE steps as the benchmarks
+measured it for its decoder and precision (results/bench/*.json, benchmarks/bench_models.py), else the median of the
+row's finished runs. The spent core-hours are the sum of its records' wall times (one run per single-thread lane).
+
+A row may say why it is not run (`not_run:` in the plan): it is still sized, and left out of the total.
 """
 
 from __future__ import annotations
@@ -69,25 +73,56 @@ def minutes_by_shape(root: str | Path | None = None) -> dict[str, float]:
     return {shape: median(m) for shape, m in walls.items()}
 
 
+def svi_step_costs(root: str | Path | None = None) -> dict[tuple[str, str], float]:
+    """{(arch, precision): median cost of one SVI step in VAE steps} over the SA workloads of results/bench/."""
+    costs: dict[tuple[str, str], list[float]] = {}
+    for path in sorted((results_root(root) / "bench").glob("*.json")):
+        for load in read_json(path).get("workloads", []):
+            if load.get("svi_step_cost_in_vae_steps") is not None:
+                key = (load["name"].split()[0], load["precision"])
+                costs.setdefault(key, []).append(load["svi_step_cost_in_vae_steps"])
+    return {key: median(c) for key, c in costs.items()}
+
+
+def semi_amortized_minutes(config: dict, by_shape: dict[str, float], costs: dict) -> float | None:
+    """A semi-amortized run's minutes from its amortized counterpart's: t_VAE (1 + K c); None unless both known."""
+    if config.get("inference") != "semi-amortized":
+        return None
+    vae = {**config, "inference": "amortized", "model": config["model"].replace("sa-vae", "vae")}
+    c = costs.get((config["arch"], "bf16" if config.get("amp") else "fp32"))
+    minutes = by_shape.get(cost_shape(vae))
+    return None if c is None or minutes is None else minutes * (1 + config["svi_steps"] * c)
+
+
 def budget_table(plan: dict | None = None) -> pd.DataFrame:
     """One row per plan row: runs planned and done, minutes per run and planned core-hours (measured where done,
-    estimated where not: see the module), spent core-hours. Planned is None while a run has no estimate."""
+    estimated where not: see the module), spent core-hours, and why a row is not run (None when it is). Planned
+    is None while a run has no estimate."""
     from skipvae.experiments import reusable_record
 
     plan = plan or load_plan()
-    by_shape, rows = minutes_by_shape(), []
+    by_shape, costs, rows = minutes_by_shape(), svi_step_costs(), []
     for row, configs in row_runs(plan):
         if configs is None:
             rows.append({"what": row["what"], "runs": None, "done": 0, "min/run": None, "planned core-h": None,
-                         "spent core-h": 0.0})
+                         "spent core-h": 0.0, "not run": row.get("not_run")})
             continue
         records = [reusable_record(c, row["experiment"])[0] for c in configs]
         walls = [m for m in (run_minutes(r) for r in records if r) if m is not None]
         fallback = median(walls) if walls else None
-        minutes = [run_minutes(r) if r else by_shape.get(cost_shape(c.to_dict()), fallback)
+        minutes = [run_minutes(r) if r else estimate_minutes(c.to_dict(), by_shape, costs, fallback)
                    for c, r in zip(configs, records)]
         planned = None if None in minutes else sum(minutes) / 60
         rows.append({"what": row["what"], "runs": len(configs), "done": sum(r is not None for r in records),
                      "min/run": None if planned is None else 60 * planned / len(configs),
-                     "planned core-h": planned, "spent core-h": sum(walls) / 60})
-    return pd.DataFrame(rows, columns=["what", "runs", "done", "min/run", "planned core-h", "spent core-h"])
+                     "planned core-h": planned, "spent core-h": sum(walls) / 60, "not run": row.get("not_run")})
+    return pd.DataFrame(rows, columns=["what", "runs", "done", "min/run", "planned core-h", "spent core-h",
+                                       "not run"])
+
+
+def estimate_minutes(config: dict, by_shape: dict[str, float], costs: dict, fallback: float | None) -> float | None:
+    """A run to go: its shape's median, else its semi-amortized estimate, else its row's median (see the module)."""
+    for minutes in (by_shape.get(cost_shape(config)), semi_amortized_minutes(config, by_shape, costs)):
+        if minutes is not None:
+            return minutes
+    return fallback
