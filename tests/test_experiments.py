@@ -288,10 +288,10 @@ def test_information_kept_follows_the_interval_of_the_mi_difference():
                                                                   "+0.50 [+0.25, +0.75] (paired, n = 3)) than")
     assert kept(runs([1.0, 2.0, 3.0], [0.5, 1.4, 2.6])).startswith("keeps less")
     assert kept(runs([1.0, 2.0, 3.0], [1.5, 1.9, 3.2])).startswith("is not shown to keep more")
-    # one seed: no interval, 'more' only beyond the printed precision (0.01 nats)
-    assert kept(runs([0.001], [0.004])).startswith("keeps no more information in $z$ (MI difference +0.00 (no "
-                                                   "interval: n = 1))")
-    assert kept(runs([0.001], [0.02])).startswith("keeps more")
+    # one seed: no interval, said as one seed's; 'more' only beyond the printed precision (0.01 nats)
+    assert kept(runs([0.001], [0.004])).startswith("in one seed keeps no more information in $z$ (MI difference "
+                                                   "+0.00 (no interval: n = 1))")
+    assert kept(runs([0.001], [0.02])).startswith("in one seed keeps more")
     # the largest profile decides: the smoke runs, which would say 'less', are not compared
     both = pd.concat([runs([1.0, 2.0, 3.0], [1.5, 2.6, 3.4]), runs([5.0, 5.0], [0.0, 0.1], profile="smoke")])
     assert kept(both).startswith("keeps more")

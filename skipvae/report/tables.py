@@ -275,8 +275,8 @@ def information_kept(runs: pd.DataFrame, skip: dict, base: dict) -> str:
     model and latent_dim), at the largest profile in `runs`: the MI difference Δ = MI(skip) − MI(base) over seeds
     (`stats.difference`, paired by seed, 95% t interval) as the phrase between the two models' names: 'keeps more
     (less) information in $z$ than' when the interval lies above (below) zero, else 'is not shown to keep more
-    information in $z$ than'; with one seed, 'keeps more' only beyond the printed precision (0.01 nats). The
-    interval follows in parentheses."""
+    information in $z$ than'; with one seed, 'in one seed keeps more' only beyond the printed precision (0.01 nats),
+    else 'in one seed keeps no more'. The interval follows in parentheses."""
     from skipvae.report.stats import difference
 
     profile = best_profile(runs)
@@ -293,7 +293,7 @@ def information_kept(runs: pd.DataFrame, skip: dict, base: dict) -> str:
 
     gain = difference(mi(base), mi(skip))
     if math.isnan(gain.low):
-        verb = "keeps more" if gain.estimate > 0.005 else "keeps no more"
+        verb = "in one seed keeps more" if gain.estimate > 0.005 else "in one seed keeps no more"
     else:
         verb = "keeps more" if gain.low > 0 else "keeps less" if gain.high < 0 else "is not shown to keep more"
     return f"{verb} information in $z$ (MI difference {gain.text()}) than"
