@@ -465,6 +465,7 @@ class BudgetTable(ResultsDirective):
         plan = budget.load_plan()
         df = budget.budget_table(plan)
         run = df[df["not run"].isna()]  # the total leaves out the rows judged not to run
+        unmeasured = run["planned core-h"].isna().any()  # then the total is a lower bound
         total = {"what": "total", "runs": run["runs"].sum(), "done": run["done"].sum(), "min/run": None,
                  "planned core-h": run["planned core-h"].sum(min_count=1), "spent core-h": df["spent core-h"].sum()}
         df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
@@ -472,7 +473,6 @@ class BudgetTable(ResultsDirective):
         df["runs"] = ["not sized yet" if pd.isna(v) else str(int(v)) for v in df["runs"]]
         df["done"] = [str(int(v)) for v in df["done"]]
         df["min/run"] = [report.fmt(v, 1) for v in df["min/run"]]
-        unmeasured = df["planned core-h"].iloc[:-1][df["not run"].iloc[:-1] == ""].isna().any()  # total: a bound
         for c in ("planned core-h", "spent core-h"):
             df[c] = [report.fmt(v, 1) for v in df[c]]
         if unmeasured:

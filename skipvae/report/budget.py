@@ -21,6 +21,7 @@ from statistics import median
 import pandas as pd
 import yaml
 
+from skipvae.config import model_name
 from skipvae.records import REPO_ROOT, read_json
 from skipvae.report.store import results_root
 
@@ -88,7 +89,7 @@ def semi_amortized_minutes(config: dict, by_shape: dict[str, float], costs: dict
     """A semi-amortized run's minutes from its amortized counterpart's: t_VAE (1 + K c); None unless both known."""
     if config.get("inference") != "semi-amortized":
         return None
-    vae = {**config, "inference": "amortized", "model": config["model"].replace("sa-vae", "vae")}
+    vae = {**config, "inference": "amortized", "model": model_name(config["skip"], "amortized")}
     c = costs.get((config["arch"], "bf16" if config.get("amp") else "fp32"))
     minutes = by_shape.get(cost_shape(vae))
     return None if c is None or minutes is None else minutes * (1 + config["svi_steps"] * c)
