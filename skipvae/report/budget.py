@@ -75,7 +75,8 @@ def minutes_by_shape(root: str | Path | None = None) -> dict[str, float]:
 
 
 def svi_step_costs(root: str | Path | None = None) -> dict[tuple[str, str], float]:
-    """{(arch, precision): median cost of one SVI step in VAE steps} over the SA workloads of results/bench/."""
+    """{(arch, precision): median cost of one SVI step in VAE steps} over the SA workloads of results/bench/ (the
+    decoder is the first word of a workload's name, as benchmarks/bench_models.py names them)."""
     costs: dict[tuple[str, str], list[float]] = {}
     for path in sorted((results_root(root) / "bench").glob("*.json")):
         for load in read_json(path).get("workloads", []):
@@ -123,7 +124,7 @@ def budget_table(plan: dict | None = None) -> pd.DataFrame:
 
 def estimate_minutes(config: dict, by_shape: dict[str, float], costs: dict, fallback: float | None) -> float | None:
     """A run to go: its shape's median, else its semi-amortized estimate, else its row's median (see the module)."""
-    for minutes in (by_shape.get(cost_shape(config)), semi_amortized_minutes(config, by_shape, costs)):
-        if minutes is not None:
-            return minutes
-    return fallback
+    minutes = by_shape.get(cost_shape(config))
+    if minutes is None:
+        minutes = semi_amortized_minutes(config, by_shape, costs)
+    return fallback if minutes is None else minutes
