@@ -190,6 +190,15 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    from skipvae.report.store import migrate_results
+
+    moved = migrate_results(args.results)
+    print(f"{len(moved)} record(s) migrated to the current schema" + "".join(f"\n  {a.name} -> {b.name}"
+                                                                          for a, b in moved))
+    return 0
+
+
 def parse_slurm(pairs: list[str]) -> dict:
     """{key: value} of the --slurm KEY=VALUE arguments; ConfigError for one without '='."""
     for kv in pairs:
@@ -245,13 +254,18 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
     c.add_argument("--experiment", required=True,
                    choices=["mnist", "omniglot", "yahoo", "latent_dim", "depth", "collapse"],
                    help="the experiment whose tables the runs belong to")
+    m = sub.add_parser("migrate", help="rewrite older run records under results/ in the current schema",
+                       description="Rewrite every results/<experiment>/runs/*.json of an older schema "
+                                   "(skipvae.records.migrate) under its current name; each step is listed in the "
+                                   "record's 'migrations'.")
+    m.add_argument("--results", default=None, help="results folder (default: $SKIPVAE_RESULTS, else results/)")
     return parser
 
 
 def main(argv=None) -> int:
     args = make_parser(argv).parse_args(argv)
     handlers = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep,
-                "collect": cmd_collect}
+                "collect": cmd_collect, "migrate": cmd_migrate}
     try:
         return handlers[args.command](args)
     except SkipVAEError as err:

@@ -184,15 +184,46 @@ class RunConfig:
             raise ConfigError(f"unknown config keys {unknown}; valid keys: {sorted(known)}")
         return cls(**d)
 
+    def identity(self) -> dict:
+        """What makes this run this run: the identity fields (IDENTITY: data, decoder, the model axes, profile, seed)
+        and every other field whose value differs from its default; descriptive fields (NOT_IDENTITY) never count.
+        A field added later with a default that reproduces the old behaviour therefore changes no existing key."""
+        values, defaults = dataclasses.asdict(self), field_defaults(type(self))
+        out = {k: values[k] for k in IDENTITY}
+        out.update({k: v for k, v in values.items()
+                    if k not in IDENTITY and k not in NOT_IDENTITY and v != defaults[k]})
+        return out
+
     def key(self) -> str:
-        """A short hash of the full config: identical configs share results."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """sha256 of the run's identity (12 hex digits): configs that describe the same run share one key."""
+        blob = json.dumps(self.identity(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def run_name(self) -> str:
-        """A readable, unique directory name for this run."""
+        """A readable, unique directory and record name for this run: its main axes, then its key."""
         return (f"{self.dataset}-{self.arch}-{self.model}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-"
                 f"{self.key()}")
+
+    def same_run(self, config: dict) -> bool:
+        """Whether a stored config (a record's or a checkpoint's) describes this run: equal keys, after reading it
+        with `from_dict` (so a record written before a field existed still matches)."""
+        try:
+            return type(self).from_dict(config).key() == self.key()
+        except (ConfigError, TypeError, AttributeError):
+            return False
+
+
+# The fields that always enter a run's key, and those that never do (a description, not a setting). Never change a
+# field's default: every record written before would then describe another run under the same key
+# (tests/test_config.py pins the defaults).
+IDENTITY = ("dataset", "arch", "skip", "inference", "objective", "profile", "seed")
+NOT_IDENTITY = ("notes",)
+
+
+def field_defaults(cls=None) -> dict:
+    """Every field's default value (of RunConfig, or of `cls`, a subclass)."""
+    return {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+            for f in dataclasses.fields(cls or RunConfig)}
 
 
 def model_name(skip: bool, inference: str) -> str:

@@ -125,7 +125,7 @@ def load_trained(cfg: RunConfig, experiment: str, data_dir=None, device="cpu"):
     from skipvae.train import build, load_checkpoint
 
     checkpoint = load_checkpoint(path, map_location=device)
-    if checkpoint["config"] != cfg.to_dict():
+    if not cfg.same_run(checkpoint["config"]):
         raise DataError(f"{path} was written by a different config than {cfg.run_name()}; retrain with force=True.")
     data, model = build(cfg, data_dir=data_dir, device=device)
     model.load_state_dict(checkpoint["model"])

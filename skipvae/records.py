@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -16,24 +17,89 @@ from skipvae.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# The run record (train.finish writes it, skipvae.report reads it): these keys at least, and these config keys.
-RECORD_KEYS = ("status", "name", "config", "metrics")
+SCHEMA_VERSION = 2  # 1: records before 2026-12-02 (no schema_version; named by a hash of the whole config)
+
+
+@dataclass
+class RunRecord:
+    """One run's result, as train.finish writes it and skipvae.report reads it (results/<experiment>/runs/*.json)."""
+    status: str  # "finished" (a sweep's record.json may also be "paused")
+    name: str  # RunConfig.run_name(): the run's axes and its stable key
+    config: dict  # RunConfig.to_dict()
+    metrics: dict  # the test-set evaluation (skipvae.metrics.evaluate), "classification" nested
+    best_epoch: int | None = None
+    best_val_neg_elbo: float | None = None
+    epochs_completed: int = 0
+    stopped_early: bool = False
+    history: list = field(default_factory=list)  # one dict per epoch: losses, validation KL, MI, AU, updates, time
+    train_time_s: float | None = None
+    eval_time_s: float | None = None
+    wall_time_s: float | None = None
+    train_examples_per_s: float | None = None
+    provenance: dict = field(default_factory=dict)  # git commit, seed, profile, device, library versions
+    schema_version: int = SCHEMA_VERSION
+    migrations: list = field(default_factory=list)  # what `migrate` changed in an older record, oldest first
+
+    @classmethod
+    def from_dict(cls, record, path: str | Path = "record") -> "RunRecord":
+        """The record in `record` (a parsed JSON object), migrated to SCHEMA_VERSION; DataError naming `path` and
+        what is wrong when it is not a run record."""
+        if not isinstance(record, dict):
+            raise DataError(f"run record {path} holds a {type(record).__name__}, expected a JSON object")
+        record = migrate(record, path)
+        known = {f.name for f in fields(cls)}
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in record]
+        missing += [f"config.{k}" for k in CONFIG_KEYS if k not in (record.get("config") or {})]
+        if missing:
+            raise DataError(f"run record {path} lacks {', '.join(missing)}; a run record has the keys "
+                            f"{', '.join(required)} with config keys {', '.join(CONFIG_KEYS)} (skipvae.records.RunRecord).")
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise DataError(f"run record {path} has unknown keys {unknown}; known: {sorted(known)}")
+        for key, kind in (("config", dict), ("metrics", dict), ("history", list), ("provenance", dict)):
+            if key in record and not isinstance(record[key], kind):
+                raise DataError(f"run record {path}: {key!r} must be a JSON {'object' if kind is dict else 'array'}, "
+                                f"got {type(record[key]).__name__}")
+        return cls(**record)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+RECORD_KEYS = tuple(f.name for f in fields(RunRecord) if f.default is MISSING and f.default_factory is MISSING)
 CONFIG_KEYS = ("dataset", "arch", "model", "profile", "seed", "latent_dim", "dec_layers")
 
 
-def check_record(record, path: str | Path = "record") -> dict:
-    """`record` if it has the keys of a run record (RECORD_KEYS, config.CONFIG_KEYS, a metrics object); else a
-    DataError naming `path` and what is missing."""
-    if not isinstance(record, dict):
-        raise DataError(f"run record {path} holds a {type(record).__name__}, expected a JSON object")
-    missing = [k for k in RECORD_KEYS if k not in record]
-    missing += [f"config.{k}" for k in CONFIG_KEYS if k not in (record.get("config") or {})]
-    if missing:
-        raise DataError(f"run record {path} lacks {', '.join(missing)}; expected the keys {', '.join(RECORD_KEYS)} "
-                        f"with config keys {', '.join(CONFIG_KEYS)} (see skipvae.train.finish).")
-    if not isinstance(record["metrics"], dict):
-        raise DataError(f"run record {path}: 'metrics' must be a JSON object, got {type(record['metrics']).__name__}")
+def migrate(record: dict, path: str | Path = "record") -> dict:
+    """`record` brought to SCHEMA_VERSION, each step listed in its 'migrations' (a new dict; the input is unchanged).
+
+    1 -> 2: the name is re-derived from the config (RunConfig.run_name: the key hashes the run's identity and the
+    fields that differ from their defaults, no longer the whole config), the old name kept in the migration entry.
+    """
+    version = record.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        raise DataError(f"run record {path} has schema_version {version!r}; this code reads 1 to {SCHEMA_VERSION}")
+    if version == SCHEMA_VERSION:
+        return record
+    from skipvae.config import RunConfig
+    from skipvae.errors import ConfigError
+
+    record = dict(record)
+    try:
+        name = RunConfig.from_dict(record.get("config") or {}).run_name()
+    except (ConfigError, TypeError) as err:
+        raise DataError(f"run record {path}: its config cannot be read ({err})") from None
+    step = {"from": 1, "to": 2, "change": "name re-keyed to the stable run key (RunConfig.identity)",
+            "old_name": record.get("name")}
+    record.update(name=name, schema_version=2, migrations=[*record.get("migrations", []), step])
     return record
+
+
+def check_record(record, path: str | Path = "record") -> dict:
+    """`record` as a plain dict of the current schema (migrated if older); DataError naming `path` when it is not
+    a run record (RunRecord.from_dict)."""
+    return RunRecord.from_dict(record, path).to_dict()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -91,7 +157,8 @@ def note(message: str) -> None:
 
 
 def finished_record(cfg, path: str | Path) -> dict | None:
-    """The record at `path` if it is finished and its config is identical to `cfg` (a RunConfig), else None;
+    """The record at `path` (migrated to the current schema) if it is finished and describes the run `cfg` (a
+    RunConfig: `same_run`), else None;
     a damaged record is reported and counts as unfinished, so the run rebuilds it."""
     path = Path(path)
     if not path.exists():
@@ -101,8 +168,11 @@ def finished_record(cfg, path: str | Path) -> dict | None:
     except DataError as err:
         note(f"{err}; it will be rebuilt")
         return None
-    if isinstance(record, dict) and record.get("status") == "finished" and record.get("config") == cfg.to_dict():
-        return record
+    if isinstance(record, dict) and record.get("status") == "finished" and cfg.same_run(record.get("config")):
+        try:
+            return check_record(record, path)
+        except DataError as err:
+            note(f"{err}; it will be rebuilt")
     return None
 
 

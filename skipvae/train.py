@@ -34,7 +34,7 @@ from tqdm import tqdm
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError, DataError, TrainingError
 from skipvae.params import check_device
-from skipvae.records import (atomic_torch_save, atomic_write_json, check_record, finished_record, note, provenance,
+from skipvae.records import (RunRecord, atomic_torch_save, atomic_write_json, finished_record, note, provenance,
                              remove_stale_temporaries)
 
 LAST, PREV, BEST, RECORD, LOCK = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock"
@@ -208,7 +208,7 @@ def restore(run_dir: Path, cfg: RunConfig, model, optimizer, device) -> TrainSta
             note(f"{err}; deleting it and {more}")
             path.unlink()
             continue
-        if ckpt["config"] != cfg.to_dict():
+        if not cfg.same_run(ckpt["config"]):
             raise ConfigError(f"{path} was written by a different config; use a new output directory "
                               f"or delete it to start over.")
         model.load_state_dict(ckpt["model"])
@@ -374,19 +374,9 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
         metrics["classification"] = classify_posterior_means(model, cfg, data, data_dir)
     eval_time = time.time() - t0
     steps = max(len(state.history), 1)
-    return check_record({  # the schema the book reads (skipvae.records.RECORD_KEYS)
-        "status": "finished",
-        "name": run_dir.name,
-        "config": cfg.to_dict(),
-        "metrics": metrics,
-        "best_epoch": state.best_epoch,
-        "best_val_neg_elbo": state.best_val,
-        "epochs_completed": state.epoch,
-        "stopped_early": state.stopped_early,
-        "history": state.history,
-        "train_time_s": state.train_time_s,
-        "eval_time_s": eval_time,
-        "wall_time_s": state.train_time_s + eval_time,
-        "train_examples_per_s": sum(h["examples_per_s"] for h in state.history) / steps,
-        "provenance": origin,
-    }, run_dir / RECORD)
+    return RunRecord(
+        status="finished", name=run_dir.name, config=cfg.to_dict(), metrics=metrics, best_epoch=state.best_epoch,
+        best_val_neg_elbo=state.best_val, epochs_completed=state.epoch, stopped_early=state.stopped_early,
+        history=state.history, train_time_s=state.train_time_s, eval_time_s=eval_time,
+        wall_time_s=state.train_time_s + eval_time,
+        train_examples_per_s=sum(h["examples_per_s"] for h in state.history) / steps, provenance=origin).to_dict()

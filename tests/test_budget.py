@@ -7,13 +7,15 @@ import pytest
 import yaml
 
 from skipvae.config import make_config
+from skipvae.records import RunRecord
 from skipvae.report import budget
 
 
 def finished(results, experiment, cfg, wall_s):
     path = results / experiment / "runs" / f"{cfg.run_name()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"status": "finished", "config": cfg.to_dict(), "wall_time_s": wall_s}))
+    path.write_text(json.dumps(RunRecord(status="finished", name=cfg.run_name(), config=cfg.to_dict(), metrics={},
+                                         wall_time_s=wall_s).to_dict()))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import skipvae.train  # noqa: E402
+from skipvae.records import RunRecord  # noqa: E402
 from skipvae import experiments, report  # noqa: E402
 from skipvae.config import make_config  # noqa: E402
 from skipvae.errors import DataError  # noqa: E402
@@ -50,8 +51,8 @@ def fake_train(monkeypatch):
         calls.had_checkpoint.append((run_dir / "best.pt").exists())
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "best.pt").write_bytes(b"weights")
-        record = {"status": "finished", "name": run_dir.name, "config": cfg.to_dict(),
-                  "metrics": {"mi": float(len(calls)), "kl": 1.0}, "provenance": {"call": len(calls)}}
+        record = RunRecord(status="finished", name=run_dir.name, config=cfg.to_dict(),
+                           metrics={"mi": float(len(calls)), "kl": 1.0}, provenance={"call": len(calls)}).to_dict()
         (run_dir / "record.json").write_text(json.dumps(record))
         return record
 

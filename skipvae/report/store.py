@@ -24,7 +24,7 @@ import yaml
 
 from skipvae.config import LATENT_MODELS, MODELS
 from skipvae.errors import DataError
-from skipvae.records import CONFIG_KEYS, REPO_ROOT, atomic_write_json, check_record
+from skipvae.records import CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record
 
 PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
 
@@ -251,6 +251,25 @@ def reference_records(experiment: str, profile: str, pattern: str = "*") -> list
     folder = results_dir(experiment, profile) / "reference"
     records = [json.loads(p.read_text()) for p in sorted(folder.glob(f"{pattern}.json"))] if folder.is_dir() else []
     return [r for r in records if r.get("settings", {}).get("profile") == profile]
+
+
+def migrate_results(root: str | Path | None = None) -> list[tuple[Path, Path]]:
+    """Rewrite every run record under <root>/*/runs/ that has an older schema (skipvae.records.migrate) at its
+    current name, removing the old file; returns (old path, new path) pairs. A record already current is untouched."""
+    moved = []
+    for path in sorted(results_root(root).glob("*/runs/*.json")):
+        raw = json.loads(path.read_text())
+        if isinstance(raw, dict) and raw.get("schema_version") == SCHEMA_VERSION:
+            continue
+        record = read_record(path)
+        new = path.with_name(f"{record['name']}.json")
+        if new != path and new.exists():
+            raise DataError(f"cannot migrate {path}: {new} exists already (two records of one run)")
+        atomic_write_json(new, record)
+        if new != path:
+            path.unlink()
+        moved.append((path, new))
+    return moved
 
 
 def collect_sweep(sweep_dir: str | Path, experiment: str) -> list[Path]:
