@@ -13,21 +13,27 @@ from scipy import stats
 
 from skipvae import report
 from skipvae.config import make_config
-from skipvae.report.claims import (INCONCLUSIVE, MIN_SEEDS, NOT_AT_SCALE, NOT_REPRODUCED, NOT_YET,
-                                   PARTLY, REPRODUCED, Check, claim_checks, claim_verdict, judge)
-from skipvae.report.stats import difference, level
+from skipvae.report.claims import (INCONCLUSIVE, MIN_SEEDS, NOT_AT_SCALE, NOT_CLAIMED, NOT_REPRODUCED, NOT_YET,
+                                   PARTLY, REPRODUCED, SMALLER, Check, claim_checks, claim_verdict, judge,
+                                   verdict_counts)
+from skipvae.report.stats import difference, level, paired
 
 
 # ------------------------------------------------------------------------------------------- intervals
 
-def test_paired_interval_is_scipys():
+def test_the_primary_interval_is_welch_even_when_seeds_pair_and_paired_is_shown_beside_it():
     a = pd.Series([1.0, 2.0, 4.0, 3.5], index=[0, 1, 2, 3])
-    b = pd.Series([1.6, 2.1, 4.9, 4.4], index=[3, 1, 2, 0]).sort_index()  # order does not matter: seeds pair
+    b = pd.Series([1.6, 2.1, 4.9, 4.4], index=[0, 1, 2, 3]).iloc[[3, 1, 2, 0]]  # order does not matter: seeds pair
     got = difference(a, b)
+    ci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert got.method == "Welch" and (got.low, got.high) == pytest.approx((ci.low, ci.high))
+    beside = paired(a, b)  # the seeds correlate positively here
     ci = stats.ttest_rel(b.sort_index(), a.sort_index()).confidence_interval(0.95)
-    assert got.method == "paired" and got.n == 4
-    assert (got.low, got.high) == pytest.approx((ci.low, ci.high))
-    assert got.estimate == pytest.approx((b - a).mean())
+    assert beside.method == "paired" and beside.n == 4
+    assert (beside.low, beside.high) == pytest.approx((ci.low, ci.high))
+    assert beside.estimate == pytest.approx((b - a).mean())
+    assert paired(a, pd.Series([4.0, 3.5, 1.0, 2.0])) is None  # negatively correlated seeds: no pairing shown
+    assert paired(a.iloc[:2], b.iloc[:2]) is None  # fewer than 3 pairs
 
 
 def test_welch_interval_is_scipys_when_seeds_differ():
@@ -63,6 +69,31 @@ def test_no_spread_gives_a_point_and_one_seed_no_interval():
 def test_judge(low, high, direction, bound, n, gates, expected):
     interval = report.Interval((low + high) / 2, low, high, "paired", n)
     assert judge(interval, direction, bound, n, gates) == expected
+
+
+@pytest.mark.parametrize("low,high,direction,paper,primary,expected", [
+    (-0.29, 0.45, 1, 1.71, True, SMALLER),  # Omniglot 9 layers KL: the paper's +1.71 lies above our whole interval
+    (-0.29, 1.90, 1, 1.71, True, INCONCLUSIVE),  # the paper's effect inside our interval
+    (0.10, 0.45, 1, 1.71, True, REPRODUCED),  # on the claimed side, though smaller (shown in vs_paper)
+    (-0.5, 0.5, 1, 0.0, True, NOT_CLAIMED),  # the paper's table ties (C2 at 1 layer)
+    (-0.5, 0.5, 1, -0.3, True, NOT_CLAIMED),  # the paper's own difference has the other sign
+    (-0.5, 0.5, 1, 0.0, False, INCONCLUSIVE),  # a condition is judged whatever the paper's difference
+    (-0.5, 0.5, -1, -2.0, True, SMALLER),  # a claimed fall that is smaller than the paper's
+])
+def test_judge_against_the_papers_effect(low, high, direction, paper, primary, expected):
+    interval = report.Interval((low + high) / 2, low, high, "Welch", 3)
+    assert judge(interval, direction, 0.0, 3, [], paper, primary) == expected
+    assert judge(interval, direction, 0.0, 3, ["gate"], paper, primary) == (
+        NOT_CLAIMED if expected == NOT_CLAIMED else NOT_AT_SCALE)
+
+
+def test_claim_verdict_comes_from_primary_checks_only():
+    elbo = Check("C2", "s", "ELBO", "> -1", "–", "–", None, [], REPRODUCED, primary=False)
+    kl = Check("C2", "s", "KL", "> 0", "–", "–", None, [], INCONCLUSIVE)
+    assert claim_verdict([elbo, kl]) == INCONCLUSIVE  # passing conditions alone do not make a claim partly hold
+    assert claim_verdict([elbo, kl, Check("C2", "s", "MI", "> 0", "–", "–", None, [], SMALLER)]) == SMALLER
+    assert claim_verdict([elbo, Check("C2", "s", "AU", "> 0", "–", "–", None, [], NOT_CLAIMED)]) == NOT_AT_SCALE
+    assert verdict_counts([elbo, kl]) == {INCONCLUSIVE: 1} and verdict_counts([elbo, kl], False) == {REPRODUCED: 1}
 
 
 def check(verdict):
@@ -116,7 +147,7 @@ def test_c1_reproduced_when_the_skip_model_is_clearly_above(tmp_path, monkeypatc
     got = by_check(checks)
     assert profile == "cpu" and set(got) == {"KL", "MI", "AU (0.01)", "ELBO"}
     assert all(c.verdict == REPRODUCED for c in checks), [c.row() for c in checks]
-    assert got["KL"].paper == "8.29 → 9.41 (+1.12)" and got["KL"].interval.method == "paired"
+    assert got["KL"].paper == "8.29 → 9.41 (+1.12)" and got["KL"].interval.method == "Welch"
     assert "(n=3)" in got["KL"].ours
     assert claim_verdict(checks) == REPRODUCED
 
@@ -158,7 +189,7 @@ def yahoo_runs(root, nll=300.0, amortized_au=5):
         for model, dim, mi in (("vae", 32, 0.0), ("skip-vae", 32, 0.3), ("sa-vae", 32, 2.0), ("skip-sa-vae", 32, 4.0),
                                ("sa-vae", 64, 1.0), ("skip-sa-vae", 64, 5.0)):
             write(root, "yahoo", "yahoo", model, s, latent_dim=dim, nll=nll + s, mi=mi + 0.01 * s,
-                  kl=0.01 if model == "vae" else 3.0, **{"au_0.01": 64 if model == "skip-sa-vae" and dim == 64 else 3,
+                  kl=0.01 if model == "vae" else 3.0, **{"au_0.01": 64 if model == "skip-sa-vae" and dim == 64 else 0 if model == "vae" else 3,
                                                          "au_0.01_amortized": amortized_au, "mi_amortized": 0.5})
 
 
@@ -181,14 +212,14 @@ def test_c4_unigram_floor_and_sa_encoder_gates(tmp_path, monkeypatch):
     checks, _ = claim_checks("C4")
     assert not any("unigram floor" in g for c in checks for g in c.gates)
     got = {(c.setting, c.what): c.verdict for c in checks}
-    assert got[("latent 32", "KL of VAE")] == REPRODUCED  # the VAE collapses: KL below 0.1 nats
+    assert got[("latent 32", "VAE collapsed: KL, MI, AU (0.01)")] == REPRODUCED  # KL, MI and AU all near 0
     assert got[("latent 64", "AU (0.01) of Skip-SA-VAE")] == REPRODUCED  # all 64 units, every seed
     assert got[("SA-VAE 32 → 64", "MI: 64 − 32")] == REPRODUCED  # SA-VAE's MI falls from 32 to 64
     yahoo_runs(tmp_path, amortized_au=0)  # the SA models' encoders collapsed: their checks are not tested
     checks, _ = claim_checks("C4")
     sa = [c for c in checks if "SA" in c.what or "SA" in c.setting]
     assert sa and all(any("SA encoder collapsed" in g for g in c.gates) for c in sa)
-    assert by_check(checks)["KL of VAE"].verdict == REPRODUCED  # the VAE's check has no SA gate
+    assert by_check(checks)["VAE collapsed"].verdict == REPRODUCED  # the VAE's check has no SA gate
 
 
 def test_the_ledger_renders_every_claim_from_records(tmp_path, monkeypatch):
@@ -199,9 +230,11 @@ def test_the_ledger_renders_every_claim_from_records(tmp_path, monkeypatch):
     assert ledger.loc["C1", "verdict"] == REPRODUCED and ledger.loc["C1", "source"] == "Table 1"
     assert (ledger.drop(index="C1")["verdict"] == NOT_YET).all()
     table = report.checks_table(ledger.loc["C1", "checks"])
-    assert list(table.columns) == ["claim", "setting", "check", "paper", "ours", "difference [95% CI]", "gate",
-                                   "verdict"]
-    assert table["difference [95% CI]"].str.contains("paired, n = 3").all()
+    assert list(table.columns) == ["claim", "setting", "check", "kind", "profile", "paper", "ours",
+                                   "difference [95% CI]", "paired [95% CI]", "vs the paper's effect",
+                                   "collapsed seeds", "gate", "verdict"]
+    assert table["difference [95% CI]"].str.contains("Welch, n = 3").all()
+    assert set(table["profile"]) == {"cpu"} and set(table["kind"]) == {"primary", "condition"}
     assert "at every latent dimension" in ledger.loc["C1", "rule"]
     assert np.isfinite([c.interval.low for c in ledger.loc["C1", "checks"]]).all()
 

@@ -352,8 +352,10 @@ class ClaimsLedger(ResultsDirective):
             verdict = paragraph(nodes.inline(text=r.verdict, classes=["skipvae-verdict",
                                                                        "verdict-" + r.verdict.replace(" ", "-")]))
             rows.append([r.claim, nodes.container("", paragraph(r.text), paragraph(nodes.emphasis(text=r.source))),
-                         verdict, r.profile if isinstance(r.profile, str) else "–", pages])
-        out.append(table_node(pd.DataFrame(rows, columns=["claim", "the paper's statement", "verdict", "profile",
+                         verdict, r.primary, r.conditions, r.profile if isinstance(r.profile, str) else "–",
+                         r.seeds, pages])
+        out.append(table_node(pd.DataFrame(rows, columns=["claim", "the paper's statement", "verdict",
+                                                          "primary checks", "conditions", "profile", "seeds",
                                                           "pages"]),
                               ["skipvae-ledger"], "Claims ledger: the paper's claims and our verdicts (the checks "
                               "behind each follow).",
