@@ -199,6 +199,27 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_verdicts(args) -> int:
+    from skipvae.report.claims import readme_with_verdicts, verdict_table
+
+    table = verdict_table(args.results)
+    if not args.write:
+        print(table)
+        return 0
+    path = Path(args.write)
+    text = path.read_text()
+    new = readme_with_verdicts(text, table)
+    if args.check:
+        if new != text:
+            print(f"error: the verdict table in {path} is stale; run `python -m skipvae verdicts --write {path}`",
+                  file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(new)
+    print(f"verdict table written to {path}")
+    return 0
+
+
 def parse_slurm(pairs: list[str]) -> dict:
     """{key: value} of the --slurm KEY=VALUE arguments; ConfigError for one without '='."""
     for kv in pairs:
@@ -259,13 +280,18 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
                                    "(skipvae.records.migrate) under its current name; each step is listed in the "
                                    "record's 'migrations'.")
     m.add_argument("--results", default=None, help="results folder (default: $SKIPVAE_RESULTS, else results/)")
+    v = sub.add_parser("verdicts", help="the claims' verdicts at a glance (a Markdown table from the ledger)")
+    v.add_argument("--write", default=None, metavar="README", help="replace the verdict block of this file")
+    v.add_argument("--check", action="store_true", help="with --write: exit 1 when the file's block is stale")
+    v.add_argument("--results", default=None, help="results folder (default: $SKIPVAE_RESULTS, else results/)")
     return parser
 
 
 def main(argv=None) -> int:
     args = make_parser(argv).parse_args(argv)
     handlers = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep,
-                "collect": cmd_collect, "migrate": cmd_migrate}
+                "collect": cmd_collect, "migrate": cmd_migrate,
+                "verdicts": cmd_verdicts}
     try:
         return handlers[args.command](args)
     except SkipVAEError as err:

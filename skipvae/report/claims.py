@@ -617,6 +617,30 @@ def claims_ledger(root: str | Path | None = None) -> pd.DataFrame:
                                        "conditions", "seeds", "rule", "pages"])
 
 
+README_START, README_END = "<!-- verdicts:start (python -m skipvae verdicts --write README.md) -->", \
+    "<!-- verdicts:end -->"
+
+
+def verdict_table(root: str | Path | None = None) -> str:
+    """The verdicts at a glance, as a Markdown table (claim, source, verdict, primary checks, conditions, profile,
+    seeds), generated from the ledger: the README's results summary and the book's intro show it."""
+    ledger = claims_ledger(root)
+    lines = ["| claim | source | verdict | primary checks | conditions | profile | seeds |", "|---|---|---|---|---|---|---|"]
+    for r in ledger.itertuples(index=False):
+        lines.append(f"| {r.claim} | {r.source} | **{r.verdict}** | {r.primary} | {r.conditions} | "
+                     f"{r.profile or '–'} | {r.seeds} |")
+    return "\n".join(lines)
+
+
+def readme_with_verdicts(text: str, table: str) -> str:
+    """`text` (the README) with the block between README_START and README_END replaced by `table`."""
+    if README_START not in text or README_END not in text:
+        raise DataError(f"the README has no verdict block: add the lines {README_START!r} and {README_END!r}")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_START}\n{table}\n{README_END}{tail}"
+
+
 def claim_summary(claim: str, checks: list[Check], profile: str | None) -> str:
     """One sentence for a notebook's interpretation: the claim's verdict on these runs and its checks' counts."""
     if not checks:
@@ -631,7 +655,7 @@ def claim_summary(claim: str, checks: list[Check], profile: str | None) -> str:
 
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCALE", "NOT_YET", "VERDICTS",
            "SMALLER", "NOT_CLAIMED", "CHECK_VERDICTS", "COLLAPSED_MI", "COLLAPSED_AU", "verdict_counts",
-           "counts_text", "paper_diff", "collapsed_seeds",
+           "counts_text", "paper_diff", "collapsed_seeds", "verdict_table", "readme_with_verdicts",
            "MIN_SEEDS", "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL", "RULE_HISTORY", "Check",
            "judge", "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES", "claim_checks", "claim7",
            "checks_table", "rule_text", "claims_ledger", "claim_summary", "unigram_floor_record"]
