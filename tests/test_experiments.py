@@ -285,16 +285,19 @@ def test_information_kept_follows_the_interval_of_the_mi_difference():
     def kept(df):
         return information_kept(df, dict(model="skip-vae"), dict(model="vae"))
 
-    assert kept(runs([1.0, 2.0, 3.0], [1.5, 2.6, 3.4])).startswith("keeps more information in $z$ (MI difference "
-                                                                  "+0.50 [+0.25, +0.75] (paired, n = 3)) than")
-    assert kept(runs([1.0, 2.0, 3.0], [0.5, 1.4, 2.6])).startswith("keeps less")
-    assert kept(runs([1.0, 2.0, 3.0], [1.5, 1.9, 3.2])).startswith("is not shown to keep more")
+    # the Welch interval (ledger v2): seeds are not paired by design
+    assert kept(runs([1.0, 1.1, 1.2], [1.5, 1.6, 1.75])).startswith("keeps more information in $z$ (MI difference "
+                                                                    "+0.52 [+0.25, +0.78] (Welch, n = 3)) than")
+    assert kept(runs([1.0, 1.1, 1.2], [0.5, 0.6, 0.75])).startswith("keeps less")
+    assert kept(runs([1.0, 1.1, 1.2], [1.0, 1.2, 1.25])).startswith("is not shown to keep more")
+    assert kept(runs([1.0, 2.0, 3.0], [1.5, 2.6, 3.4])).startswith("is not shown")  # paired would say 'more'
+
     # one seed: no interval, said as one seed's; 'more' only beyond the printed precision (0.01 nats)
     assert kept(runs([0.001], [0.004])).startswith("in one seed keeps no more information in $z$ (MI difference "
                                                    "+0.00 (no interval: n = 1))")
     assert kept(runs([0.001], [0.02])).startswith("in one seed keeps more")
     # the largest profile decides: the smoke runs, which would say 'less', are not compared
-    both = pd.concat([runs([1.0, 2.0, 3.0], [1.5, 2.6, 3.4]), runs([5.0, 5.0], [0.0, 0.1], profile="smoke")])
+    both = pd.concat([runs([1.0, 1.1, 1.2], [1.5, 1.6, 1.75]), runs([5.0, 5.0], [0.0, 0.1], profile="smoke")])
     assert kept(both).startswith("keeps more")
     with pytest.raises(DataError, match="more than one run per seed"):  # e.g. two latent sizes mixed
         kept(pd.concat([runs([1.0, 2.0], [1.5, 2.5]), runs([1.0, 2.0], [1.5, 2.5])]))
@@ -314,9 +317,11 @@ def test_claim_summary_follows_the_ledger_rule():
 
     assert "**reproduced**" in claim_summary("C1", [check(REPRODUCED)] * 2, "cpu")
     text = claim_summary("C1", [check(REPRODUCED), check(INCONCLUSIVE)], "cpu")
-    assert "**partly reproduced**" in text and "2 checks: 1 reproduced, 1 inconclusive" in text
+    assert "**partly reproduced**" in text and "2 primary checks: 1 reproduced, 1 inconclusive" in text
     assert "no check" in claim_summary("C3", [], "paper")
-    assert "(1 check: 1 inconclusive)" in claim_summary("C5", [check(INCONCLUSIVE)], "cpu")
+    assert "(1 primary check: 1 inconclusive)" in claim_summary("C5", [check(INCONCLUSIVE)], "cpu")
+    elbo = Check("C1", "latent 20", "ELBO: Skip-VAE − VAE", "> -0.8", "–", "–", None, [], REPRODUCED, primary=False)
+    assert "; conditions: 1 reproduced)" in claim_summary("C1", [check(INCONCLUSIVE), elbo], "cpu")
 
 
 def test_plots_have_one_panel_per_metric_and_row():

@@ -30,11 +30,24 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if m in df.columns and df[m].notna().any()]
 
 
+def varying_config_columns(df: pd.DataFrame, keys=()) -> list[str]:
+    """The config fields (besides the seed, the description and `keys`) whose values differ between runs of `df`:
+    grouping by them too keeps runs of different configs in different rows (e.g. KL warm-up on and off)."""
+    from dataclasses import fields
+
+    from skipvae.config import RunConfig
+
+    skip = {"seed", "notes", "model", *keys}
+    names = [f.name for f in fields(RunConfig) if f.name not in skip and f.name in df.columns]
+    return [n for n in names if df[n].map(repr).nunique() > 1] if len(df) else []
+
+
 def summary_table(df: pd.DataFrame, by=("model",), metrics=None) -> pd.DataFrame:
     """Mean and standard deviation over seeds: one row per (profile, *by), with columns `n_seeds`, `seeds` and
     `<metric>_mean`, `<metric>_std` (sample std, ddof = 1; NaN for a single seed). The profile is always a key:
     runs at different scales are never averaged together. Rows: largest profile first, models in paper order."""
     keys = ["profile", *[k for k in by if k != "profile"]]
+    keys += varying_config_columns(df, keys)  # a row is the runs whose configs are equal except for the seed
     metrics = list(metrics) if metrics is not None else metric_columns(df)
     columns = keys + ["n_seeds", "seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     if df.empty:
@@ -273,7 +286,7 @@ def summary_value(summary, metric: str, **where) -> tuple[float, float]:
 def information_kept(runs: pd.DataFrame, skip: dict, base: dict) -> str:
     """How much information the `skip` runs keep in z against the `base` runs (each a dict of key columns, e.g.
     model and latent_dim), at the largest profile in `runs`: the MI difference Δ = MI(skip) − MI(base) over seeds
-    (`stats.difference`, paired by seed, 95% t interval) as the phrase between the two models' names: 'keeps more
+    (`stats.difference`: the Welch 95% interval) as the phrase between the two models' names: 'keeps more
     (less) information in $z$ than' when the interval lies above (below) zero, else 'is not shown to keep more
     information in $z$ than'; with one seed, 'in one seed keeps more' only beyond the printed precision (0.01 nats),
     else 'in one seed keeps no more'. The interval follows in parentheses."""
