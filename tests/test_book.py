@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,15 @@ BOOK = REPO / "book"
 CHROMIUM = "/usr/bin/chromium"
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 BUILD_LIMIT_S = 120
+WIDTHS = (1400, 1920)  # viewport widths at which no table or caption may stick out of the text column
+# Every verdict the ledger gives (skipvae.report.VERDICTS, and these whatever it holds): each needs a CSS rule.
+VERDICT_NAMES = ("reproduced", "partly reproduced", "not reproduced", "inconclusive", "not tested at this scale",
+                 "not tested yet", "smaller than the paper's effect", "not claimed by the paper's table")
+# Sphinx's number before the paper's own name of a table or figure ("Table 23 Table 1: ...").
+DOUBLE_NUMBER = re.compile(r"(Table|Fig\.) \d+\s+(Table|Figure) \d+")
 MAIN_PAGES = ["intro", "methods", "experiments/mnist", "experiments/omniglot", "experiments/yahoo",
               "experiments/latent_dim", "experiments/depth", "experiments/collapse", "experiments/theory", "claims",
-              "reproducibility"]
+              "reproducibility", "references"]
 ALL_PAGES = MAIN_PAGES + [f"experiments/{e}_notebook" for e in report.EXPERIMENTS]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -215,6 +222,68 @@ PAGE_FACTS = """(() => {
 })()"""
 
 
+# Verdict colours and captions at the default width, then the layout at each of WIDTHS (the viewport is resized in
+# place, checked by LAYOUT_FACTS, and restored): every .skipvae-verdict carries a verdict-* class that a style sheet
+# has a rule for and that changes its colour or background; no caption has a second number.
+STYLE_FACTS = r"""(() => {
+  const selectors = [];
+  const collect = rules => { for (const r of rules) { if (r.selectorText) selectors.push(r.selectorText);
+                                                      if (r.cssRules) collect(r.cssRules); } };
+  for (const sheet of document.styleSheets) { try { collect(sheet.cssRules); } catch (e) {} }
+  const unstyled = [];
+  for (const v of document.querySelectorAll('.skipvae-verdict')) {
+    const classes = [...v.classList].filter(c => c.startsWith('verdict-'));
+    const ruled = classes.filter(c => selectors.some(s => new RegExp('\\.' + c + '(?![\\w-])').test(s)));
+    const plain = document.createElement('span');
+    plain.className = 'skipvae-verdict';
+    v.parentNode.appendChild(plain);
+    const a = getComputedStyle(v), b = getComputedStyle(plain);
+    const differs = a.color !== b.color || a.backgroundColor !== b.backgroundColor;
+    plain.remove();
+    if (!ruled.length || !differs) unstyled.push({text: v.innerText.trim(), classes: classes, differs: differs});
+  }
+  const captions = [...document.querySelectorAll('caption, figcaption')]
+    .map(c => c.innerText.replace(/\s+/g, ' ').trim());
+  return {unstyled: unstyled, captions: captions};
+})()"""
+
+LAYOUT_FACTS = """(() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main');
+  const box = column.getBoundingClientRect(), style = getComputedStyle(column);
+  const right = box.right - parseFloat(style.paddingRight) + 1;  // the column's content box, 1 px of rounding
+  const out = [];
+  for (const t of column.querySelectorAll('table')) {
+    for (const [what, el] of [['table', t], ['caption', t.querySelector(':scope > caption')]]) {
+      if (el && el.getClientRects().length && el.getBoundingClientRect().right > right) {
+        out.push({what: what, id: t.id, caption: (t.caption || {innerText: ''}).innerText.slice(0, 60),
+                  right: Math.round(el.getBoundingClientRect().right), column: Math.round(right)});
+      }
+    }
+  }
+  return out;
+})()"""
+
+
+def check_style_and_layout(browser: Chromium, page: str) -> None:
+    style = browser.eval(STYLE_FACTS)
+    problems = []
+    if style["unstyled"]:
+        problems.append(f"verdicts without a CSS rule of their own: {style['unstyled']}")
+    doubled = [c for c in style["captions"] if DOUBLE_NUMBER.match(c)]
+    if doubled:
+        problems.append(f"captions numbered twice: {doubled}")
+    try:
+        for width in WIDTHS:
+            browser.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=900,
+                         deviceScaleFactor=1, mobile=False)
+            overflow = browser.eval(LAYOUT_FACTS)
+            if overflow:
+                problems.append(f"at {width} px, tables or captions past the text column: {overflow}")
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride", session=True)
+    assert not problems, f"{page}: " + "; ".join(problems)
+
+
 def requests_of(events: list[dict]) -> tuple[list[str], dict, list[str]]:
     """(URLs requested, status per URL, failures) from the DevTools Network events of a page load."""
     urls, status, failed = [], {}, []
@@ -249,6 +318,7 @@ def check_page(browser: Chromium, base: str, page: str) -> dict:
         assert img["complete"] and img["width"] > 0 and img["height"] > 0, f"{page}: empty image {img['src']}"
     for fig in facts["figures"]:
         assert fig["width"] > 0 and "Profile" in fig["caption"] and "seeds" in fig["caption"], (page, fig)
+    check_style_and_layout(browser, page)
     return facts
 
 
@@ -292,6 +362,54 @@ def test_book_builds_with_warnings_as_errors(real_book):
     for page in ALL_PAGES:
         assert (real_book / f"{page}.html").stat().st_size > 1000, page
     assert (real_book / "_static" / "mathjax" / "tex-chtml-full.js").stat().st_size > 100_000
+
+
+CAPTION_NUMBER = re.compile(r'<span class="caption-number">([^<]*)</span><span class="caption-text">([^<]*)')
+
+
+def test_captions_name_the_papers_tables_once(real_book):
+    """Sphinx numbers our tables and figures; one named by the paper ("Table 3: ...") keeps only that name."""
+    numbered, named = [], []
+    for path in real_book.rglob("*.html"):
+        text = path.read_text()
+        numbered += [f"{path.name}: {n}{t}" for n, t in CAPTION_NUMBER.findall(text)]
+        named += re.findall(r'<caption><span class="caption-text">((?:Table|Figure) \d+[^<]*)', text)
+    doubled = [c for c in numbered if DOUBLE_NUMBER.match(c.split(": ", 1)[1])]
+    assert numbered and not doubled, f"captions numbered twice: {doubled}"
+    assert any(c.startswith("Table 1:") for c in named), "the rebuilt Table 1 lost its name"
+    tables = sorted(int(n.split()[1]) for c in numbered for n in [c.split(": ", 1)[1]] if n.startswith("Table "))
+    assert tables == list(range(1, len(tables) + 1)), "our tables are not numbered 1, 2, ... without gaps"
+
+
+def test_bibliography(real_book):
+    """book/references.bib through sphinxcontrib-bibtex: every entry has a URL, the references page lists them all,
+    and the intro and methods pages cite them."""
+    import pybtex.database
+
+    entries = pybtex.database.parse_file(BOOK / "references.bib").entries
+    assert {"dieng2019", "skipvaecode", "kim2018", "burda2016"} <= set(entries) and len(entries) >= 8
+    assert all(e.fields.get("url", "").startswith("https://") for e in entries.values())
+    references = (real_book / "references.html").read_text()
+    assert references.count('role="doc-biblioentry"') == len(entries)
+    assert "https://arxiv.org/abs/1807.04863" in references and "https://github.com/yoonkim/skip-vae" in references
+    for page, keys in (("intro", ("dieng2019", "skipvaecode")), ("methods", ("kim2018", "burda2016"))):
+        html = (real_book / f"{page}.html").read_text()
+        cited = re.findall(r'href="references.html#[^"]*" title="([^"]*)"', html)
+        for key in keys:
+            url = entries[key].fields["url"]
+            assert any(url in title for title in cited), f"{page} does not cite {key}"
+
+
+def test_verdict_classes_are_styled():
+    """Every verdict, the ledger's and the ones named here, has a class (verdict_class) with a rule in the CSS."""
+    sys.path.insert(0, str(BOOK / "_ext"))
+    from skipvae_book import verdict_class
+
+    assert verdict_class("smaller than the paper's effect") == "verdict-smaller-than-the-papers-effect"
+    assert verdict_class("not claimed by the paper\u2019s table") == "verdict-not-claimed-by-the-papers-table"
+    css = (BOOK / "_assets" / "skipvae.css").read_text()
+    for verdict in {*VERDICT_NAMES, *getattr(report, "VERDICTS", ())}:
+        assert re.search(r"\." + verdict_class(verdict) + r"(?![\w-])[^{]*\{", css), f"no CSS rule for {verdict!r}"
 
 
 def external_urls(html: Path) -> dict:

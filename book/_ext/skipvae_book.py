@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,29 @@ GENERATED = "_generated/figures"  # content-addressed PNGs drawn at build time (
 
 
 # ------------------------------------------------------------------------------------------- node helpers
+
+def verdict_class(verdict: str) -> str:
+    """The CSS class of a verdict (book/_assets/skipvae.css styles each): 'verdict-' and the verdict in lower case,
+    apostrophes dropped, every other run of non-alphanumerics a dash ("smaller than the paper's effect" ->
+    verdict-smaller-than-the-papers-effect)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"['\u2019]", "", verdict.lower())).strip("-")
+    return "verdict-" + slug
+
+
+# A caption that begins with the paper's name of a table or figure ("Table 3: ...", "Figure 1 (right) rebuilt ...")
+# names it: Sphinx's own number ("Table 23 Table 3: ...") is left off, and our tables and figures are numbered without
+# it (on_doctree_read).
+PAPER_NAMED = re.compile(r"(Table|Figure) \d+\b")
+
+
+class paper_named_table(nodes.table):
+    """A table named by the paper's name in its caption: not numbered by Sphinx (its class is not one of Sphinx's
+    enumerable nodes) and written out as any table (translators find visit_table through the class's bases)."""
+
+
+class paper_named_figure(nodes.figure):
+    """A figure named by the paper's name in its caption: not numbered by Sphinx, written out as any figure."""
+
 
 def paragraph(*children) -> nodes.paragraph:
     p = nodes.paragraph()
@@ -349,8 +373,7 @@ class ClaimsLedger(ResultsDirective):
                 if i:
                     pages += nodes.Text(", ")
                 pages += doc_link(page, report.EXPERIMENTS[page.split("/")[-1]].title, self.env.docname)
-            verdict = paragraph(nodes.inline(text=r.verdict, classes=["skipvae-verdict",
-                                                                       "verdict-" + r.verdict.replace(" ", "-")]))
+            verdict = paragraph(nodes.inline(text=r.verdict, classes=["skipvae-verdict", verdict_class(r.verdict)]))
             rows.append([r.claim, nodes.container("", paragraph(r.text), paragraph(nodes.emphasis(text=r.source))),
                          verdict, r.primary, r.conditions, r.profile if isinstance(r.profile, str) else "–",
                          r.seeds, pages])
@@ -637,6 +660,17 @@ def on_env_merge_info(app, env, docnames, other):
     env.skipvae_docs = getattr(env, "skipvae_docs", set()) | getattr(other, "skipvae_docs", set())
 
 
+def on_doctree_read(app, doctree) -> None:
+    """Tables and figures whose caption begins with the paper's name of them ('Table 3: ...') become paper_named_*
+    nodes, which Sphinx does not number; numbering happens after every page is read, so ours number without gaps."""
+    for cls, named, title in ((nodes.table, paper_named_table, nodes.title),
+                              (nodes.figure, paper_named_figure, nodes.caption)):
+        for node in list(doctree.findall(cls)):
+            caption = next((c for c in node.children if isinstance(c, title)), None)
+            if type(node) is cls and caption is not None and PAPER_NAMED.match(caption.astext().strip()):
+                node.__class__ = named  # in place: the document's ids and every parent keep pointing at it
+
+
 def drop_external_scripts(app, pagename, templatename, context, doctree) -> None:
     """Remove sphinx-thebe's scripts (thebe is off): they name a CDN URL, and the book references no external URL."""
     context["script_files"] = [js for js in context.get("script_files", [])
@@ -653,6 +687,8 @@ def setup(app):
                             "provenance-table": ProvenanceTable, "timing-table": TimingTable,
                             "precision-table": PrecisionTable, "budget-table": BudgetTable}.items():
         app.add_directive(name, directive)
+    app.add_node(paper_named_table)
+    app.add_node(paper_named_figure)
     app.add_role("cfg", ConfigRole())
     app.add_role("paper", PaperRole())
     app.add_role("result", ResultRole())
@@ -660,5 +696,6 @@ def setup(app):
     app.connect("env-get-outdated", on_env_get_outdated)
     app.connect("env-purge-doc", on_env_purge_doc)
     app.connect("env-merge-info", on_env_merge_info)
+    app.connect("doctree-read", on_doctree_read)
     app.connect("html-page-context", drop_external_scripts)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 2}
