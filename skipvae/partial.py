@@ -1,0 +1,38 @@
+"""The curve so far of runs still training: `python -m skipvae.partial runs/<sweep> --experiment NAME` writes, for every
+run folder with a last.pt and no finished record, results/<experiment>/partial/<run>.json holding its config, the
+per-epoch history (validation ELBO, KL, MI, AU, updates, time) and the provenance of the export (the checkpoint
+does not hold the training code's commit), marked unfinished. The book does not
+read these yet; they keep a lost runs/ folder from costing more than the epochs since the last commit."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from skipvae.records import atomic_write_json, provenance
+from skipvae.report.store import results_root
+
+
+def export(sweep_dir: Path, experiment: str) -> list[Path]:
+    from skipvae.train import LAST, RECORD, load_checkpoint
+
+    written = []
+    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if (p / LAST).exists() and not (p / RECORD).exists()):
+        ckpt = load_checkpoint(run_dir / LAST, keys=("config", "state"))
+        state, cfg = ckpt["state"], ckpt["config"]
+        out = results_root() / experiment / "partial" / f"{run_dir.name}.json"
+        atomic_write_json(out, {"status": "unfinished", "name": run_dir.name, "config": cfg,
+                                "epochs_completed": state["epoch"], "planned_epochs": cfg["epochs"],
+                                "train_time_s": state["train_time_s"], "history": state["history"],
+                                "export_provenance": provenance(cfg["seed"], cfg["profile"], "cpu")})  # of this export, not the training
+        written.append(out)
+    return written
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--experiment", required=True)
+    args = parser.parse_args()
+    for path in export(Path(args.sweep_dir), args.experiment):
+        print(path)
