@@ -72,8 +72,8 @@ def kl_weight(cfg: RunConfig, epoch: int, step: int, steps_per_epoch: int) -> fl
 
 
 def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    if cfg.optimizer == "adam":  # compile_step: Adam's fused kernel, the same update in one pass over the parameters
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=cfg.compile_step or None)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr)
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; valid choices: adam, sgd")
@@ -89,6 +89,19 @@ def build(cfg: RunConfig, data_dir=None, device=None):
     vocab_size = len(data.vocab) if hasattr(data, "vocab") else None
     model = build_model(cfg, vocab_size=vocab_size).to(pick_device(device))
     return data, model
+
+
+def training_forward(cfg: RunConfig, model: torch.nn.Module):
+    """What run_epoch calls for the loss: the model, or with cfg.compile_step the model compiled by inductor
+    (dynamic=False at the fixed batch; fallback_random keeps eager's reparameterization noise, so a compiled run
+    draws the noise of an eager one and differs from it by rounding only)."""
+    if not cfg.compile_step:
+        return model
+    import torch._inductor.config as inductor
+
+    inductor.fallback_random = True
+    inductor.compile_threads = 1  # a run keeps to its lane
+    return torch.compile(model, dynamic=False)
 
 
 def training_updates(cfg: RunConfig, data) -> int:
@@ -107,6 +120,8 @@ def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progre
     for step, (x, _) in enumerate(bar):
         x = x.to(device, non_blocking=True)
         beta = kl_weight(cfg, epoch, step, len(batches))
+        if cfg.compile_step:
+            beta = torch.tensor(beta)  # a graph input: a KL schedule does not recompile the step
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp):  # loss, KL: fp32
             out = model(x, beta=beta)
         loss = out["loss"].float()
@@ -294,6 +309,7 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
         state = TrainState(lr=cfg.lr)
         torch.manual_seed(cfg.seed + 1)  # training noise stream, independent of the init stream
 
+    forward = training_forward(cfg, model)
     epochs_this_call = 0
     while state.epoch < cfg.epochs and not state.stopped_early:
         if max_epochs is not None and epochs_this_call >= max_epochs:
@@ -303,7 +319,7 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
             if time.time() - started + 1.2 * per_epoch > time_budget_s:
                 return {"status": "paused", "epochs_completed": state.epoch}
         t0 = time.time()
-        tr = run_epoch(model, data, optimizer, cfg, state.epoch, device, progress)
+        tr = run_epoch(forward, data, optimizer, cfg, state.epoch, device, progress)
         va = validate(model, data, cfg, device)
         state.epoch += 1
         epochs_this_call += 1
