@@ -119,3 +119,35 @@ def test_svi_step_costs_are_medians_by_decoder_and_precision(tmp_path):
         bench(tmp_path / sub, "pixelcnn", "bf16", cost)
         (tmp_path / sub / "pixelcnn-bf16.json").rename(tmp_path / "bench" / f"{sub}.json")
     assert budget.svi_step_costs(tmp_path) == {("pixelcnn", "bf16"): 3.5}
+
+
+def partial(results, experiment, cfg, epoch_seconds):
+    path = results / experiment / "partial" / f"{cfg.run_name()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    history = [{"epoch": i + 1, "time_s": t} for i, t in enumerate(epoch_seconds)]
+    path.write_text(json.dumps({"status": "unfinished", "name": cfg.run_name(), "config": cfg.to_dict(),
+                                "epochs_completed": len(history), "planned_epochs": cfg.epochs,
+                                "train_time_s": sum(epoch_seconds), "history": history}))
+
+
+def test_runs_still_training_are_projected_from_their_median_epoch_and_count_as_spent(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    base = {"dataset": "mnist", "arch": "mlp", "profile": "cpu", "epochs": 10}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "p", "base": base,
+                                                     "grid": {"seed": [0, 1], "dec_layers": [2, 3]}}))
+    rows = [{"what": "P", "sweep": "p.yaml", "experiment": "mnist"}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({"title": "T", "target_core_hours": 1, "lanes": 2,
+                                                        "rows": rows}))
+    cfg = lambda seed, layers: make_config("mnist", "vae", "cpu", arch="mlp", epochs=10, seed=seed,  # noqa: E731
+                                           dec_layers=layers)
+    partial(tmp_path / "results", "mnist", cfg(0, 2), [90, 60, 61, 59])  # median 60.5 s: 10 epochs, 605 s
+    df = budget.budget_table(budget.load_plan(tmp_path / "plan.yaml")).set_index("what")
+    assert (df.loc["P", "done"], df.loc["P", "training"]) == (0, 1)
+    assert df.loc["P", "spent core-h"] == pytest.approx(270 / 3600)
+    # seed 0: its own projection; seed 1 at 2 layers: its shape's projection; 3 layers: the row's projection
+    assert df.loc["P", "planned core-h"] == pytest.approx(4 * 605 / 3600)
+    finished(tmp_path / "results", "mnist", cfg(1, 3), 1200)  # a finished run of the 3-layer shape: 20 min
+    df = budget.budget_table(budget.load_plan(tmp_path / "plan.yaml")).set_index("what")
+    assert df.loc["P", "planned core-h"] == pytest.approx((2 * 605 + 2 * 1200) / 3600)
+    shown, caption = budget.budget_display(tmp_path / "plan.yaml")
+    assert caption.startswith("T (") and shown.iloc[-1]["what"] == "total" and shown.iloc[-1]["training"] == "1"

@@ -482,35 +482,17 @@ class TimingTable(ResultsDirective):
 
 
 class BudgetTable(ResultsDirective):
-    """The cpu budget (skipvae.report.budget): each planned sweep against the records that finished."""
+    """A compute budget (skipvae.report.budget): each planned sweep against the records; the argument names the
+    plan (default: sweeps/cpu_plan.yaml)."""
+
+    optional_arguments = 1
 
     def make(self):
         from skipvae.report import budget
 
-        plan = budget.load_plan()
-        df = budget.budget_table(plan)
-        run = df[df["not run"].isna()]  # the total leaves out the rows judged not to run
-        unmeasured = run["planned core-h"].isna().any()  # then the total is a lower bound
-        total = {"what": "total", "runs": run["runs"].sum(), "done": run["done"].sum(), "min/run": None,
-                 "planned core-h": run["planned core-h"].sum(min_count=1), "spent core-h": df["spent core-h"].sum()}
-        df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
-        df["not run"] = df["not run"].fillna("")
-        df["runs"] = ["not sized yet" if pd.isna(v) else str(int(v)) for v in df["runs"]]
-        df["done"] = [str(int(v)) for v in df["done"]]
-        df["min/run"] = [report.fmt(v, 1) for v in df["min/run"]]
-        for c in ("planned core-h", "spent core-h"):
-            df[c] = [report.fmt(v, 1) for v in df[c]]
-        if unmeasured:
-            df.loc[df.index[-1], "planned core-h"] = f"≥ {df['planned core-h'].iloc[-1]}"
-        caption = (f"The cpu budget ({budget.PLAN.relative_to(budget.REPO_ROOT)}), in order of priority, against the "
-                   f"committed records, one run per single-thread lane: planned core-h = the wall times of the "
-                   f"finished runs plus, for each run to go, the median of the finished runs of the same config on "
-                   f"another seed or dataset, else, for a semi-amortized run, its VAE counterpart's times 1 + K c "
-                   f"(K SVI steps, each costing c VAE steps in the benchmarks), else of the row ('–' while a run has "
-                   f"no estimate; the total is then a lower bound), min/run = planned / runs, spent core-h = the "
-                   f"finished runs' wall times. A row with a reason under 'not run' is sized but left out of the "
-                   f"total. Aim: {plan['target_core_hours']} core-hours in {plan['lanes']} lanes.")
-        return [table_node(df.astype(str), ["skipvae-results", "skipvae-results-budget"], caption, "budget")]
+        plan = budget.REPO_ROOT / self.arguments[0] if self.arguments else budget.PLAN
+        df, caption = budget.budget_display(plan)
+        return [table_node(df, ["skipvae-results", "skipvae-results-budget"], caption, f"budget-{plan.stem}")]
 
 
 # ------------------------------------------------------------------------------------------------- roles

@@ -1,13 +1,19 @@
-"""The compute budget of the cpu profile: the planned runs (sweeps/cpu_plan.yaml) against the finished records.
+"""The compute budget: the planned runs of a plan (sweeps/cpu_plan.yaml, sweeps/scale_plan.yaml) against the records.
 
 Each row of the plan is a sweep. Its runs are counted once (a run shared with an earlier row belongs to that row);
-a run is done when a finished record of exactly its config is in results/ (any experiment's folder). A row's
-planned core-hours are the wall times of its finished runs plus, for each run still to go, an estimate: the median
-wall time of the finished runs of its shape (the same config on another seed or dataset, e.g. Omniglot's runs by
-MNIST's), else, for a semi-amortized run, the wall time of its amortized counterpart (the VAE or Skip-VAE of the
-same config) times 1 + K c, with K its SVI steps and c the cost of one SVI step in VAE steps as the benchmarks
-measured it for its decoder and precision (results/bench/*.json, benchmarks/bench_models.py), else the median of the
-row's finished runs. The spent core-hours are the sum of its records' wall times (one run per single-thread lane).
+a run is done when a finished record of exactly its config is in results/ (any experiment's folder), and training
+while its partial record is (results/<experiment>/partial/, skipvae.partial). A row's planned core-hours are the
+wall times of its finished runs plus, for each run still to go, an estimate, the first that exists of:
+  1. while it trains, its own median epoch time times its planned epochs (training only);
+  2. the median wall time of the finished runs of its shape (the same config on another seed or dataset, e.g.
+     Omniglot's runs by MNIST's);
+  3. for a semi-amortized run, the wall time of its amortized counterpart (the VAE or Skip-VAE of the same config)
+     times 1 + K c, with K its SVI steps and c the cost of one SVI step in VAE steps as the benchmarks measured it
+     for its decoder and precision (results/bench/*.json, benchmarks/bench_models.py);
+  4. the median projection (1.) of the runs of its shape still training;
+  5. the median of the row's finished runs, else of the projections of the row's runs still training.
+The spent core-hours are the sum of the finished records' wall times and the training time so far of the runs
+still training (one run per single-thread lane).
 
 A row may say why it is not run (`not_run:` in the plan): it is still sized, and left out of the total.
 """
@@ -26,6 +32,7 @@ from skipvae.records import REPO_ROOT, read_json
 from skipvae.report.store import results_root
 
 PLAN = REPO_ROOT / "sweeps" / "cpu_plan.yaml"
+PAPER_PLAN = REPO_ROOT / "sweeps" / "paper_plan.yaml"
 
 
 def load_plan(path: str | Path = PLAN) -> dict:
@@ -74,6 +81,27 @@ def minutes_by_shape(root: str | Path | None = None) -> dict[str, float]:
     return {shape: median(m) for shape, m in walls.items()}
 
 
+def partial_records(root: str | Path | None = None) -> dict[str, dict]:
+    """{run name: partial record} of the runs still training (results/*/partial/*.json, skipvae.partial)."""
+    return {path.stem: read_json(path) for path in sorted(results_root(root).glob("*/partial/*.json"))}
+
+
+def projected_minutes(partial: dict) -> float | None:
+    """A run still training: its median epoch time times its planned epochs, in minutes (training only)."""
+    times = [h["time_s"] for h in partial.get("history", []) if h.get("time_s") is not None]
+    return median(times) * partial["planned_epochs"] / 60 if times else None
+
+
+def projected_by_shape(partials: dict[str, dict]) -> dict[str, float]:
+    """{cost_shape: median projected minutes} over the runs still training."""
+    walls: dict[str, list[float]] = {}
+    for partial in partials.values():
+        minutes = projected_minutes(partial)
+        if minutes is not None:
+            walls.setdefault(cost_shape(partial["config"]), []).append(minutes)
+    return {shape: median(m) for shape, m in walls.items()}
+
+
 def svi_step_costs(root: str | Path | None = None) -> dict[tuple[str, str], float]:
     """{(arch, precision): median cost of one SVI step in VAE steps} over the SA workloads of results/bench/ (the
     decoder is the first word of a workload's name, as benchmarks/bench_models.py names them)."""
@@ -96,35 +124,88 @@ def semi_amortized_minutes(config: dict, by_shape: dict[str, float], costs: dict
     return None if c is None or minutes is None else minutes * (1 + config["svi_steps"] * c)
 
 
+COLUMNS = ["what", "runs", "done", "training", "min/run", "planned core-h", "spent core-h", "not run"]
+
+
 def budget_table(plan: dict | None = None) -> pd.DataFrame:
-    """One row per plan row: runs planned and done, minutes per run and planned core-hours (measured where done,
-    estimated where not: see the module), spent core-hours, and why a row is not run (None when it is). Planned
-    is None while a run has no estimate."""
+    """One row per plan row: runs planned, done and still training, minutes per run and planned core-hours
+    (measured where done, estimated where not: see the module), spent core-hours, and why a row is not run (None
+    when it is). Planned is None while a run has no estimate."""
     from skipvae.experiments import reusable_record
 
     plan = plan or load_plan()
+    partials = partial_records()
     by_shape, costs, rows = minutes_by_shape(), svi_step_costs(), []
+    projected = projected_by_shape(partials)
     for row, configs in row_runs(plan):
         if configs is None:
-            rows.append({"what": row["what"], "runs": None, "done": 0, "min/run": None, "planned core-h": None,
-                         "spent core-h": 0.0, "not run": row.get("not_run")})
+            rows.append({"what": row["what"], "runs": None, "done": 0, "training": 0, "min/run": None,
+                         "planned core-h": None, "spent core-h": 0.0, "not run": row.get("not_run")})
             continue
         records = [reusable_record(c, row["experiment"])[0] for c in configs]
+        training = [None if r else partials.get(c.run_name()) for c, r in zip(configs, records)]
         walls = [m for m in (run_minutes(r) for r in records if r) if m is not None]
-        fallback = median(walls) if walls else None
-        minutes = [run_minutes(r) if r else estimate_minutes(c.to_dict(), by_shape, costs, fallback)
-                   for c, r in zip(configs, records)]
+        ongoing = [m for m in (projected_minutes(p) for p in training if p) if m is not None]
+        fallback = median(walls) if walls else median(ongoing) if ongoing else None
+        minutes = [run_minutes(r) if r else estimate_minutes(c.to_dict(), by_shape, costs, fallback, p, projected)
+                   for c, r, p in zip(configs, records, training)]
         planned = None if None in minutes else sum(minutes) / 60
+        spent = sum(walls) + sum(p["train_time_s"] / 60 for p in training if p)
         rows.append({"what": row["what"], "runs": len(configs), "done": sum(r is not None for r in records),
+                     "training": sum(p is not None for p in training),
                      "min/run": None if planned is None else 60 * planned / len(configs),
-                     "planned core-h": planned, "spent core-h": sum(walls) / 60, "not run": row.get("not_run")})
-    return pd.DataFrame(rows, columns=["what", "runs", "done", "min/run", "planned core-h", "spent core-h",
-                                       "not run"])
+                     "planned core-h": planned, "spent core-h": spent / 60, "not run": row.get("not_run")})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def estimate_minutes(config: dict, by_shape: dict[str, float], costs: dict, fallback: float | None) -> float | None:
-    """A run to go: its shape's median, else its semi-amortized estimate, else its row's median (see the module)."""
-    minutes = by_shape.get(cost_shape(config))
+def estimate_minutes(config: dict, by_shape: dict[str, float], costs: dict, fallback: float | None,
+                     partial: dict | None = None, projected: dict[str, float] | None = None) -> float | None:
+    """A run to go: its own projection while it trains, else its shape's median, else its semi-amortized estimate,
+    else the projection of its shape's runs still training, else its row's median: of the row's finished runs, else
+    of its runs' projections (see the module)."""
+    minutes = projected_minutes(partial) if partial else None
+    if minutes is None:
+        minutes = by_shape.get(cost_shape(config))
     if minutes is None:
         minutes = semi_amortized_minutes(config, by_shape, costs)
+    if minutes is None:
+        minutes = (projected or {}).get(cost_shape(config))
     return fallback if minutes is None else minutes
+
+
+def budget_display(plan_path: str | Path = PLAN) -> tuple[pd.DataFrame, str]:
+    """The book's budget table of a plan (strings, with a total row) and its caption."""
+    from skipvae.report.tables import fmt
+
+    plan = load_plan(plan_path)
+    df = budget_table(plan)
+    run = df[df["not run"].isna()]  # the total leaves out the rows judged not to run
+    unmeasured = run["planned core-h"].isna().any()  # then the total is a lower bound
+    total = {"what": "total", "runs": run["runs"].sum(), "done": run["done"].sum(),
+             "training": run["training"].sum(), "min/run": None,
+             "planned core-h": run["planned core-h"].sum(min_count=1), "spent core-h": df["spent core-h"].sum()}
+    df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+    df["not run"] = df["not run"].fillna("")
+    df["runs"] = ["not sized yet" if pd.isna(v) else str(int(v)) for v in df["runs"]]
+    for c in ("done", "training"):
+        df[c] = [str(int(v)) for v in df[c]]
+    df["min/run"] = [fmt(v, 1) for v in df["min/run"]]
+    for c in ("planned core-h", "spent core-h"):
+        df[c] = [fmt(v, 1) for v in df[c]]
+    if unmeasured and df["planned core-h"].iloc[-1] != fmt(None, 1):
+        df.loc[df.index[-1], "planned core-h"] = f"≥ {df['planned core-h'].iloc[-1]}"
+    lanes, target = plan["lanes"], plan["target_core_hours"]
+    where = Path(plan_path).resolve()
+    where = where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where
+    caption = (f"{plan.get('title', 'The budget')} ({where}), in order "
+               f"of priority, against the committed records, one run per single-thread lane: planned core-h = the "
+               f"wall times of the finished runs plus, for each run to go, its own projection while it trains "
+               f"(median epoch time x planned epochs, training only), else the median of the finished runs of the "
+               f"same config on another seed or dataset, else, for a semi-amortized run, its VAE counterpart's times "
+               f"1 + K c (K SVI steps, each costing c VAE steps in the benchmarks), else the projection of the same "
+               f"config's runs still training, else the row's median (of its finished runs, else of its runs' projections; '–' while a run has no estimate; the total is "
+               f"then a lower bound), min/run = planned / runs, spent core-h = the finished runs' wall times plus "
+               f"the training time so far of the runs still training (partial records). A row with a reason under "
+               f"'not run' is sized but left out of the total. Aim: {target} core-hours in {lanes} lanes, about "
+               f"{target / lanes:.0f} hours of wall time.")
+    return df.astype(str), caption
