@@ -9,6 +9,7 @@ import matplotlib
 import pytest
 
 from skipvae import report
+from skipvae.report import tables
 from skipvae.config import make_config
 from skipvae.errors import DataError
 
@@ -218,3 +219,16 @@ def test_notebook_parameters_of_an_executed_notebook(tmp_path):
     path.write_text("{broken")
     with pytest.raises(DataError, match="cannot read the executed notebook"):
         report.notebook_parameters("mnist", tmp_path)
+
+
+def test_the_classification_table_prints_each_rows_split(tmp_path):
+    for seed in (0, 1):
+        path = write_record(tmp_path, "mnist", "mnist", "vae", seed=seed, latent_dim=50, dec_layers=9,
+                            classification={"mlp": 0.9, "logreg": 0.8})
+        record = json.loads(path.read_text())
+        record["metrics"]["classification"].update(n_train=10000 if seed else 50000, n_test=2000)
+        path.write_text(json.dumps(record))
+    table = report.classification_table(report.load_runs("mnist", tmp_path))
+    assert table.loc[0, "split (train/test)"] == "10,000/2,000, 50,000/2,000"  # mixed splits are both shown
+    assert tables.classifier_split(report.load_runs("mnist", tmp_path).drop(
+        columns=["classification.n_train"])) == "–"

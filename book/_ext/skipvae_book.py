@@ -218,8 +218,9 @@ class ClassificationTable(ResultsDirective):
             table = pd.DataFrame({"features": quoted["arch"] + " " + quoted["model"],
                                   "paper (%)": quoted["accuracy"].map(report.fmt), "ours": "not run yet"})
         caption = (f"C5: test accuracy of classifiers of the posterior means (latent 50), ours at the {best or '–'} "
-                   f"profile (mean ± std over seeds) beside the paper's; the last row fits the same classifiers to the "
-                   f"PCA-50 projection of the binarized pixels.")
+                   f"profile (mean ± std over seeds) beside the paper's, fitted and scored on the images each row's "
+                   f"split names (train/test; the paper: the whole splits, 50,000/10,000); the last row fits the same "
+                   f"classifiers to the PCA-50 projection of the binarized pixels.")
         return [table_node(table, ["skipvae-results", "skipvae-results-classification"], caption,
                            "results-classification")]
 
@@ -241,9 +242,10 @@ class PaperTable(ResultsDirective):
 
 
 class PaperBeside(ResultsDirective):
-    """A paper table rebuilt beside ours (report.side_by_side): same rows and columns, 'not yet run' where missing."""
+    """A paper table rebuilt beside ours (report.side_by_side): same rows and columns, 'not yet run' where missing;
+    option :profile: one profile's runs (default: the largest that has runs)."""
     required_arguments = 1
-    option_spec = {"where": directives.unchanged}
+    option_spec = {"where": directives.unchanged, "profile": directives.unchanged}
 
     def make(self):
         tables = report.paper_numbers()["tables"]
@@ -258,8 +260,12 @@ class PaperBeside(ResultsDirective):
         extra = None
         if name == "table4":  # every text table shows the unigram floor of its profile, when it has been computed
             extra = report.floor_row(report.unigram_floor_record(report.best_profile(runs) or "cpu"))
-        table = report.side_by_side(runs, name, where=where, extra_rows=extra)
-        return [table_node(table, ["skipvae-results", "skipvae-beside"], report.beside_caption(table), f"beside-{name}")]
+        profile = self.options.get("profile")
+        table = report.side_by_side(runs, name, where=where, extra_rows=extra, profile=profile)
+        if profile and table.attrs["profile"] is None:
+            table.attrs["profile"] = profile
+        ident = f"beside-{name}" + (f"-{profile}" if profile else "")
+        return [table_node(table, ["skipvae-results", "skipvae-beside"], report.beside_caption(table), ident)]
 
 
 class ResultsFigure(ResultsDirective):
@@ -358,14 +364,24 @@ class TheoryTable(ResultsDirective):
 
 
 class ClaimsLedger(ResultsDirective):
-    """The verdict of each claim (C1-C7) and, below, the checks behind it; option :claims: C1,C3 for a subset."""
-    option_spec = {"claims": directives.unchanged}
+    """The verdict of each claim (C1-C7) and, below, the checks behind it; option :claims: C1,C3 for a subset;
+    option :glance: the verdicts at a glance only (the README's table: no statements, no checks)."""
+    option_spec = {"claims": directives.unchanged, "glance": directives.flag}
 
     def make(self):
         ledger = report.claims_ledger()
         if "claims" in self.options:
             wanted = {c.strip() for c in self.options["claims"].split(",")}
             ledger = ledger[ledger["claim"].isin(wanted)]
+        if "glance" in self.options:
+            rows = [[paragraph(doc_link("claims", r.claim, self.env.docname)), r.source,
+                     paragraph(nodes.inline(text=r.verdict, classes=["skipvae-verdict", verdict_class(r.verdict)])),
+                     r.primary, r.conditions, r.profile if isinstance(r.profile, str) else "–", r.seeds]
+                    for r in ledger.itertuples(index=False)]
+            df = pd.DataFrame(rows, columns=["claim", "source", "verdict", "primary checks", "conditions", "profile",
+                                             "seeds"])
+            return [table_node(df, ["skipvae-ledger"], "The verdicts at a glance, from the claims ledger (each "
+                               "claim links to its checks).", "verdicts-at-a-glance")]
         rows, out = [], []
         for r in ledger.itertuples(index=False):
             pages = paragraph()

@@ -130,11 +130,11 @@ def best_profile(df: pd.DataFrame) -> str | None:
 
 
 def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None = None, where: dict | None = None,
-                 path: str | Path | None = None) -> pd.DataFrame:
+                 path: str | Path | None = None, profile: str | None = None) -> pd.DataFrame:
     """A paper table (`paper_numbers()['tables'][name]`, e.g. 'table1') with the same rows and columns, each cell
     'paper | ours' where ours is mean ± sd over seeds of the runs whose key columns match the row and that share the
     table's fixed settings (e.g. 9 PixelCNN layers; not required of smoke runs, which test the code), at one profile:
-    the largest in `runs`. Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
+    `profile`, else the largest in `runs`. Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
     appended with an empty paper side, e.g. the unigram floor of a text table. `where` keeps the paper rows with
     these key values only (e.g. {'latent_dim': 20})."""
     quoted = paper_numbers(path)["tables"][name]
@@ -142,7 +142,7 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     for k, v in (where or {}).items():
         quoted = quoted[quoted[k] == v]
     keys, columns = attrs["keys"], attrs["columns"]
-    profile = best_profile(runs) if len(runs) else None
+    profile = profile or (best_profile(runs) if len(runs) else None)
     mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
     rows = []
     for _, paper_row in quoted.iterrows():
@@ -167,7 +167,9 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
             row[f"{label} ours"] = fmt(extra.get(c), digits_for(c))
         rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs = attrs | {"profile": profile}  # None: no run has finished yet
+    sizes = sorted(int(n) for n in mine["n_examples"].dropna().unique()) if "n_examples" in mine.columns else []
+    table.attrs = attrs | {"profile": profile,  # None: no run has finished yet
+                           "mi_ceiling": {n: math.log(n) for n in sizes} if "mi" in columns else {}}
     return table
 
 
@@ -176,7 +178,9 @@ def beside_caption(table: pd.DataFrame) -> str:
     a = table.attrs
     ours = (f"mean ± standard deviation over seeds at the {a['profile']} profile" if a["profile"] else
             "no run has finished yet")
-    return f"{a['setting']} Paper: quoted from {a['source']} Ours: {ours}. Units: {a['units']}."
+    ceiling = "; ".join(f"log {n:,} = {c:.2f}" for n, c in a.get("mi_ceiling", {}).items())
+    ceiling = f" Our MI's ceiling is the log of our number of test examples: {ceiling}." if ceiling else ""
+    return f"{a['setting']} Paper: quoted from {a['source']} Ours: {ours}.{ceiling} Units: {a['units']}."
 
 
 def floor_row(floor: dict | None) -> pd.DataFrame | None:
@@ -338,7 +342,8 @@ def classification_table(runs: pd.DataFrame, reference: pd.DataFrame | None = No
         groups.append(("PCA-50 of the pixels (reference)", reference, pd.Series(dtype=float)))
     rows = []
     for name, g, paper in groups:
-        row = {"features": name, "seeds": g["seed"].nunique(), "paper (%)": fmt(paper.iloc[0]) if len(paper) else "–"}
+        row = {"features": name, "seeds": g["seed"].nunique(), "split (train/test)": classifier_split(g),
+               "paper (%)": fmt(paper.iloc[0]) if len(paper) else "–"}
         for clf, label in CLASSIFIERS.items():
             col = f"classification.{clf}.acc"
             acc = 100 * pd.to_numeric(g[col], errors="coerce").dropna() if col in g.columns else pd.Series(dtype=float)
@@ -346,13 +351,24 @@ def classification_table(runs: pd.DataFrame, reference: pd.DataFrame | None = No
             if clf == "mlp":
                 row["MLP se (seeds)"] = fmt(acc.std() / np.sqrt(len(acc))) if len(acc) > 1 else "–"
         rows.append(row)
-    return pd.DataFrame(rows, columns=["features", "seeds", "paper (%)", *[f"{v} (%)" for v in CLASSIFIERS.values()],
-                                       "MLP se (seeds)"])
+    return pd.DataFrame(rows, columns=["features", "seeds", "split (train/test)", "paper (%)",
+                                       *[f"{v} (%)" for v in CLASSIFIERS.values()], "MLP se (seeds)"])
+
+
+def classifier_split(runs: pd.DataFrame) -> str:
+    """The images the classifiers were fitted on and scored on, e.g. '50,000/10,000' (each split a row's runs
+    used, when they differ; '–' where the records do not say)."""
+    if not {"classification.n_train", "classification.n_test"} <= set(runs.columns):
+        return "–"
+    pairs = runs[["classification.n_train", "classification.n_test"]].dropna().astype(int).drop_duplicates()
+    return ", ".join(f"{a:,}/{b:,}" for a, b in sorted(pairs.itertuples(index=False))) or "–"
 
 
 def pca_reference_runs(experiment: str, profile: str) -> pd.DataFrame:
     """The stored PCA-50 reference records of an experiment at a profile (experiments.pca_reference), one row per
     seed with 'classification.<clf>.acc' columns; empty if none."""
-    return pd.DataFrame([{"seed": r["settings"]["seed"], **{f"classification.{k}.acc": v["acc"]
-                                                            for k, v in r["metrics"].items() if isinstance(v, dict)}}
+    return pd.DataFrame([{"seed": r["settings"]["seed"],
+                          **{f"classification.{k}": v for k, v in r["metrics"].items() if k in ("n_train", "n_test")},
+                          **{f"classification.{k}.acc": v["acc"]
+                             for k, v in r["metrics"].items() if isinstance(v, dict)}}
                          for r in reference_records(experiment, profile, "pca50-s*")])
