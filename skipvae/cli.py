@@ -139,7 +139,8 @@ def cmd_evaluate(args) -> int:
     data, model = build(cfg, data_dir=args.data_dir, device=args.device)
     model.load_state_dict(ckpt["model"])
     metrics = evaluate(model, data, split=args.split, iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
-                       n_eval_nll=cfg.n_eval_nll, seed=cfg.seed, batch_size=cfg.batch_size)
+                       n_eval_nll=cfg.n_eval_nll, nll_subset=cfg.nll_subset, seed=cfg.seed,
+                       batch_size=cfg.batch_size)
     if args.out:
         atomic_write_json(args.out, {"checkpoint": str(path), "split": args.split, "config": cfg.to_dict(),
                                      "metrics": metrics})

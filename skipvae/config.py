@@ -33,6 +33,7 @@ MODEL_ALIASES = {"skip_vae": "skip-vae", "sa_vae": "sa-vae", "skip_sa_vae": "ski
                  "skip-savae": "skip-sa-vae", "skipvae": "skip-vae"}
 PROFILES = ("smoke", "cpu", "paper")
 OPTIMIZERS = ("adam", "sgd")
+NLL_SUBSETS = ("first", "random")  # which test examples get the IW-NLL (skipvae.metrics.nll_examples_of)
 ARCHS_FOR = {"mnist": ("pixelcnn", "mlp"), "omniglot": ("pixelcnn", "mlp"), "yahoo": ("lstm",)}
 
 
@@ -85,6 +86,9 @@ class RunConfig:
     iw_samples: int = 500
     iw_chunk: int = 50
     n_eval_nll: int | None = None  # test examples that get the IW-NLL (None: all)
+    # which of them: 'first' in the split's batch order (text batches are sorted by length: the shortest documents,
+    # as the committed cpu records were scored), 'random' a subset drawn with the run's seed (skipvae.metrics)
+    nll_subset: str = "first"
     # classification of posterior means (labelled images): the classifiers are fitted on the means of the first
     # clf_n_train training images and tested on the first clf_n_test test images (None: the whole split, as the
     # paper), whatever n_train and n_test the VAE used
@@ -128,6 +132,7 @@ class RunConfig:
         model_name(self.skip, self.inference)  # a combination that names no model (skips without z) is refused
         _choice("profile", self.profile, PROFILES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("nll_subset", self.nll_subset, NLL_SUBSETS)
         _choice("arch", self.arch, ARCHS_FOR[self.dataset], f" for dataset {self.dataset!r}")
         if not self.has_latent:
             if self.arch != "lstm":

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from skipvae.config import NLL_SUBSETS
 from skipvae.data.text import PAD_ID
 from skipvae.errors import ConfigError, DataError, TrainingError
 
@@ -367,12 +368,14 @@ def posterior_means(model, data, split: str = "test", refine: bool = False, batc
 
 def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: int = 50,
              n_eval_nll: int | None = None, seed: int = 0, limit: int | None = None, batch_size: int = 50,
-             mi_chunk: int | None = None, semi_amortized: bool | None = None) -> dict:
+             mi_chunk: int | None = None, semi_amortized: bool | None = None, nll_subset: str = "first") -> dict:
     """All metrics of a model on one split, as a JSON-ready dict (names as in the run records).
 
     Per example, in nats:
-      'nll'       IW estimate with `iw_samples` samples (chunks of `iw_chunk`) on the first `n_eval_nll`
-                  examples ('nll_examples' of them; None when n_eval_nll = 0);
+      'nll'       IW estimate with `iw_samples` samples (chunks of `iw_chunk`) on `n_eval_nll` examples
+                  ('nll_examples' of them; None when n_eval_nll = 0): with nll_subset 'first' the first in the
+                  split's batch order (for text, sorted by length: the shortest), with 'random' a random subset
+                  drawn with `seed`; 'nll_se' is its standard error over those examples, sd / sqrt(n);
       'neg_elbo'  = 'rec' + 'kl': rec = -log p(x|z) with one z ~ q(z|x), kl analytic;
       'kl_per_dim' (a list that sums to 'kl').
     Over the split: 'mi' (mutual_information), 'au_0.01' and 'au_0.02' (active_units), 'n_examples'.
@@ -390,11 +393,13 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
             _check_count(name, value)
     if n_eval_nll is not None and (not isinstance(n_eval_nll, int) or isinstance(n_eval_nll, bool) or n_eval_nll < 0):
         raise ConfigError(f"n_eval_nll={n_eval_nll!r} must be an integer >= 0 (0: no IW-NLL), or None for all.")
+    total = sum(x.shape[0] for x, _ in _batches(data, split, batch_size, limit))
+    chosen = nll_examples_of(total, n_eval_nll, nll_subset, seed)
     device = _model_device(model)
     sa = _is_semi_amortized(model) if semi_amortized is None else bool(semi_amortized)
     posteriors = ("", "_amortized") if sa else ("",)
     sums = {p: _ElboSums() for p in posteriors}
-    nll_sum, nll_examples, nll_tokens, n_tokens, is_text = 0.0, 0, 0, 0, False
+    nll_values, nll_examples, nll_tokens, n_tokens, is_text, seen = [], 0, 0, 0, False, 0
     elbo_on_nll = 0.0  # the negative ELBO summed over exactly the examples that get the IW-NLL
     if getattr(model, "latent_dim", None) == 0:
         iw_samples = 1  # no latent variable (the language model): log p(x|z) = log p(x), one "sample" is exact
@@ -410,19 +415,22 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
                 q = {"": _refined(model, x, mu0, logvar0) if sa else (mu0, logvar0), "_amortized": (mu0, logvar0)}
             with _timed(timing, "neg_elbo"):
                 neg_elbo = {p: sums[p].add(model, x, *q[p]) for p in posteriors}
-            n_nll = x.shape[0] if n_eval_nll is None else min(x.shape[0], n_eval_nll - nll_examples)
-            if n_nll > 0:
+            pick = chosen[seen:seen + x.shape[0]].to(x.device)
+            seen += x.shape[0]
+            if pick.any():
                 with _timed(timing, "nll"):
                     mu, logvar = q[""]
-                    elbo_on_nll += float(neg_elbo[""][:n_nll].sum())
-                    lp = iw_log_marginal(model, x[:n_nll], iw_samples, iw_chunk, mu[:n_nll], logvar[:n_nll])
-                    nll_sum -= lp.double().sum().item()
-                    nll_examples += n_nll
-                    nll_tokens += int(tokens[:n_nll].sum()) if is_text else 0
+                    elbo_on_nll += float(neg_elbo[""][pick.cpu()].sum())
+                    lp = iw_log_marginal(model, x[pick], iw_samples, iw_chunk, mu[pick], logvar[pick])
+                    nll_values.append(-lp.double().cpu())
+                    nll_examples += int(pick.sum())
+                    nll_tokens += int(tokens[pick].sum()) if is_text else 0
             n_tokens += int(tokens.sum()) if is_text else 0
     n = sums[""].n
-    out: dict = {"n_examples": n, "iw_samples": iw_samples, "nll_examples": nll_examples,
-                 "nll": nll_sum / nll_examples if nll_examples else None, "seed": seed,
+    nll = torch.cat(nll_values) if nll_values else torch.zeros(0, dtype=torch.float64)
+    out: dict = {"n_examples": n, "iw_samples": iw_samples, "nll_examples": nll_examples, "nll_subset": nll_subset,
+                 "nll": nll.mean().item() if nll_examples else None, "seed": seed,
+                 "nll_se": (nll.std() / math.sqrt(nll_examples)).item() if nll_examples > 1 else None,
                  "neg_elbo_nll_examples": elbo_on_nll / nll_examples if nll_examples else None}
     for p in posteriors:
         s = sums[p]
@@ -440,13 +448,30 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
     if is_text:
         out["n_tokens"] = n_tokens
         out["neg_elbo_per_word"] = out["neg_elbo"] * n / n_tokens
-        out["nll_per_word"] = nll_sum / nll_tokens if nll_examples else None
+        out["nll_per_word"] = nll.sum().item() / nll_tokens if nll_examples else None
         out["nll_tokens"] = nll_tokens
+        out["nll_mean_tokens"] = nll_tokens / nll_examples if nll_examples else None  # the subset's mean length
         out["neg_elbo_per_word_nll_examples"] = elbo_on_nll / nll_tokens if nll_examples else None
         out["ppl"] = math.exp(out["nll_per_word"]) if nll_examples else None
     timing["total"] = time.perf_counter() - t_start
     out["timing"] = timing
     return out
+
+
+def nll_examples_of(total: int, n_eval_nll: int | None, rule: str, seed: int) -> Tensor:
+    """Which of `total` examples (in evaluate's batch order) get the IW-NLL, as a bool mask [total]: all
+    (n_eval_nll None), the first n_eval_nll ('first'), or n_eval_nll drawn without replacement with a generator
+    seeded by `seed` ('random')."""
+    if rule not in NLL_SUBSETS:
+        raise ConfigError(f"nll_subset={rule!r} is impossible; valid choices: {', '.join(NLL_SUBSETS)}.")
+    mask = torch.zeros(total, dtype=torch.bool)
+    if n_eval_nll is None:
+        mask[:] = True
+    elif rule == "first":
+        mask[:n_eval_nll] = True
+    else:
+        mask[torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n_eval_nll]] = True
+    return mask
 
 
 class _ElboSums:

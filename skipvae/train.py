@@ -385,7 +385,8 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
     metrics = {}
     if evaluate_test:  # at the training batch size: the SVI objective of SA models is a batch mean
         metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
-                           n_eval_nll=cfg.n_eval_nll, seed=cfg.seed, batch_size=cfg.batch_size)
+                           n_eval_nll=cfg.n_eval_nll, nll_subset=cfg.nll_subset, seed=cfg.seed,
+                           batch_size=cfg.batch_size)
     if evaluate_test and getattr(data, "num_classes", None):
         metrics["classification"] = classify_posterior_means(model, cfg, data, data_dir)
     eval_time = time.time() - t0

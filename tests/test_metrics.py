@@ -10,7 +10,8 @@ import torch
 from skipvae.errors import ConfigError, DataError, TrainingError
 from skipvae.linear_gaussian import LinearGaussian
 from skipvae.metrics import (active_units, classification_accuracy, evaluate, gaussian_kl, iw_log_marginal, iw_nll,
-                             log_normal_diag, log_standard_normal, mutual_information, posterior_mean_variance,
+                             log_normal_diag, log_standard_normal, mutual_information, nll_examples_of,
+                             posterior_mean_variance,
                              posterior_means, sample_diag_gaussian, tsne_embedding)
 
 
@@ -302,6 +303,25 @@ def test_evaluate_linear_gaussian_known_answers(lg):
     other = evaluate(lg, data, iw_samples=20, iw_chunk=8, n_eval_nll=0, batch_size=64, seed=2, limit=250)
     assert other["neg_elbo"] != out["neg_elbo"] and other["n_examples"] == 250
     assert other["nll"] is None and other["nll_examples"] == 0
+
+
+def test_the_iw_nll_subset_is_the_first_or_a_seeded_random_draw_with_its_standard_error(lg):
+    x, _ = lg.sample(600, gen(15))
+    first = nll_examples_of(600, 100, "first", seed=1)
+    assert first.sum() == 100 and first[:100].all()
+    drawn = nll_examples_of(600, 100, "random", seed=1)
+    assert drawn.sum() == 100 and not drawn[:100].all() and drawn[100:].any()
+    assert torch.equal(drawn, nll_examples_of(600, 100, "random", seed=1))
+    assert not torch.equal(drawn, nll_examples_of(600, 100, "random", seed=2))
+    assert nll_examples_of(600, None, "random", seed=1).all()
+    out = evaluate(lg, TensorData(x), iw_samples=20, iw_chunk=8, n_eval_nll=100, batch_size=64, seed=1,
+                   nll_subset="random")
+    exact = -lg.log_marginal(x[drawn]).double()  # the exact posterior: the IW estimate is exact
+    assert out["nll_subset"] == "random" and out["nll_examples"] == 100
+    assert out["nll"] == pytest.approx(exact.mean().item(), abs=1e-9)
+    assert out["nll_se"] == pytest.approx((exact.std() / 10).item(), rel=1e-6)
+    with pytest.raises(ConfigError, match="nll_subset='shortest'.*first, random"):
+        nll_examples_of(600, 100, "shortest", seed=1)
 
 
 class RefinedLinearGaussian(LinearGaussian):

@@ -232,3 +232,17 @@ def test_the_classification_table_prints_each_rows_split(tmp_path):
     assert table.loc[0, "split (train/test)"] == "10,000/2,000, 50,000/2,000"  # mixed splits are both shown
     assert tables.classifier_split(report.load_runs("mnist", tmp_path).drop(
         columns=["classification.n_train"])) == "–"
+
+
+def test_captions_state_our_mi_ceiling_and_the_iw_nll_subset(tmp_path):
+    for seed in (0, 1):
+        write_record(tmp_path, "yahoo", "yahoo", "vae", seed=seed, n_examples=500, nll_examples=200, nll_tokens=8000,
+                     n_tokens=30000)
+    caption = report.beside_caption(report.side_by_side(report.load_runs("yahoo", tmp_path), "table4"))
+    assert "log 500 = 6.21" in caption
+    assert "200 of the 500 test documents (the first in length order, the shortest), mean length 40.0 tokens " \
+           "against 60.0 over the whole test set" in caption
+    write_record(tmp_path, "mnist", "mnist", "vae", arch="mlp", latent_dim=50, dec_layers=2, n_examples=2000,
+                 nll_examples=2000, nll_subset="random")
+    caption = report.beside_caption(report.side_by_side(report.load_runs("mnist", tmp_path), "table3"))
+    assert "log 2,000 = 7.60" in caption and "IW-NLL is computed on" not in caption  # the whole test set

@@ -198,9 +198,11 @@ class ResultsTable(ResultsDirective):
         metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
         table, constants = report.experiment_table(name, metrics=metrics)
         same = "; ".join(f"{report.SETTING_LABELS.get(k, k)} {v}" for k, v in constants.items())
+        subset = report.nll_subset_text(report.load_runs(name))
         caption = (f"Our runs, {report.experiment(name).title}: mean ± standard deviation over seeds "
                    f"(test set; NLL, -ELBO, KL and MI in nats per example, AU in dimensions)"
-                   + (f"; every row: {same}" if same else "") + ".")
+                   + (f"; every row: {same}" if same else "")
+                   + (f"; the NLL on {subset}" if subset else "") + ".")
         return [table_node(table, ["skipvae-results", f"skipvae-results-{name}"], caption, f"results-{name}")]
 
 

@@ -22,7 +22,7 @@ from skipvae.report.store import (EXPERIMENTS, MAIN_EXPERIMENTS, PAPER_NUMBERS, 
 from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, beside_caption, best_profile,
                                    classification_table, digits_for, floor_row, pca_reference_runs,
                                    display_table, experiment_table, fmt, fmt_mean_std, information_kept,
-                                   left_out_sentence, metric_columns, provenance_table, side_by_side, summary_table,
+                                   left_out_sentence, metric_columns, nll_subset_text, provenance_table, side_by_side, summary_table,
                                    summary_value, theory_summary, theory_table, timing_table)
 
 SKIP_PAIRS = (("vae", "skip-vae"), ("sa-vae", "skip-sa-vae"))  # (model, the same model with skips)
@@ -32,7 +32,8 @@ __all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixe
            "MAIN_EXPERIMENTS", "PAPER_NUMBERS", "PROFILE_RANK", "Experiment", "all_runs", "collect_sweep",
            "experiment", "flatten_record", "load_runs", "load_theory", "notebook_parameters", "paper_elbo",
            "paper_numbers", "paper_tables", "read_record", "results_dir", "results_root", "run_status",
-           "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile", "floor_row", "classification_table",
-           "pca_reference_runs", "digits_for", "display_table", "experiment_table", "fmt", "fmt_mean_std",
-           "information_kept", "left_out_sentence", "metric_columns", "provenance_table", "side_by_side",
-           "summary_table", "summary_value", "theory_summary", "theory_table", "timing_table"]
+           "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile",
+           "floor_row", "classification_table", "pca_reference_runs", "digits_for", "display_table",
+           "experiment_table", "fmt", "fmt_mean_std", "information_kept", "left_out_sentence", "metric_columns",
+           "nll_subset_text", "provenance_table", "side_by_side", "summary_table", "summary_value", "theory_summary",
+           "theory_table", "timing_table"]
