@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from skipvae.config import (ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, 
                             make_config)
 from skipvae.errors import ConfigError, SkipVAEError
 from skipvae.params import check_device, check_param
+from skipvae.report.store import EXPERIMENTS
 
 
 def split_size(text: str):
@@ -200,6 +202,19 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_table(args) -> int:
+    """Every table of an experiment's page, as the book shows it (skipvae.report.views), as text or JSON."""
+    if args.results:
+        if not Path(args.results).is_dir():
+            raise ConfigError(f"--results {args.results!r} is not a folder; give a results folder (e.g. results).")
+        os.environ["SKIPVAE_RESULTS"] = str(args.results)
+    from skipvae.report.views import experiment_views
+
+    shown = experiment_views(args.experiment)
+    print(json.dumps([v.to_dict() for v in shown], indent=1) if args.json else "\n".join(v.to_text() for v in shown))
+    return 0
+
+
 def cmd_verdicts(args) -> int:
     from skipvae.report.claims import readme_with_verdicts, verdict_table
 
@@ -274,13 +289,21 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
                                    "notebooks and the book read them.")
     c.add_argument("sweep_dir", help="the sweep's folder, e.g. runs/mnist-paper")
     c.add_argument("--experiment", required=True,
-                   choices=["mnist", "omniglot", "yahoo", "latent_dim", "depth", "collapse"],
+                   choices=sorted(name for name, e in EXPERIMENTS.items() if e.models),
                    help="the experiment whose tables the runs belong to")
     m = sub.add_parser("migrate", help="rewrite older run records under results/ in the current schema",
                        description="Rewrite every results/<experiment>/runs/*.json of an older schema "
                                    "(skipvae.records.migrate) under its current name; each step is listed in the "
                                    "record's 'migrations'.")
     m.add_argument("--results", default=None, help="results folder (default: $SKIPVAE_RESULTS, else results/)")
+    t = sub.add_parser("table", help="print an experiment's tables as the book shows them (the paper's beside ours)",
+                       description="Print every table of an experiment's book page from the committed records, "
+                                   "without building the book: our runs (one row per config), each paper table it "
+                                   "rebuilds beside ours at every profile that has runs, and the classification "
+                                   "study for mnist.")
+    t.add_argument("experiment", choices=sorted(EXPERIMENTS), help="the experiment, e.g. latent_dim (Table 1)")
+    t.add_argument("--results", default=None, help="results folder (default: $SKIPVAE_RESULTS, else results/)")
+    t.add_argument("--json", action="store_true", help="JSON (title, caption, columns, rows per table) for scripts")
     v = sub.add_parser("verdicts", help="the claims' verdicts at a glance (a Markdown table from the ledger)")
     v.add_argument("--write", default=None, metavar="README", help="replace the verdict block of this file")
     v.add_argument("--check", action="store_true", help="with --write: exit 1 when the file's block is stale")
@@ -292,7 +315,7 @@ def main(argv=None) -> int:
     args = make_parser(argv).parse_args(argv)
     handlers = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep,
                 "collect": cmd_collect, "migrate": cmd_migrate,
-                "verdicts": cmd_verdicts}
+                "table": cmd_table, "verdicts": cmd_verdicts}
     try:
         return handlers[args.command](args)
     except SkipVAEError as err:

@@ -9,7 +9,7 @@ import matplotlib
 import pytest
 
 from skipvae import report
-from skipvae.report import tables
+from skipvae.report import tables, views
 from skipvae.config import make_config
 from skipvae.errors import DataError
 
@@ -19,9 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def write_record(root: Path, experiment: str, dataset: str, model: str, seed: int = 0, profile: str = "cpu",
                  arch: str | None = None, status: str = "finished", classification: dict | None = None,
-                 **values) -> Path:
-    """A run record as skipvae.train writes it; `values` are config overrides (latent_dim, dec_layers) or metrics."""
-    cfg_keys = {k: values.pop(k) for k in ("latent_dim", "dec_layers") if k in values}
+                 config: dict | None = None, **values) -> Path:
+    """A run record as skipvae.train writes it; `values` are config overrides (latent_dim, dec_layers) or metrics,
+    `config` any other config overrides."""
+    cfg_keys = {k: values.pop(k) for k in ("latent_dim", "dec_layers") if k in values} | (config or {})
     cfg = make_config(dataset, model, profile, arch=arch, seed=seed, **cfg_keys)
     metrics = {"nll": 90.0, "neg_elbo": 92.0, "rec": 90.0, "kl": 2.0, "kl_per_dim": [0.1] * cfg.latent_dim,
                "mi": 1.0, "au_0.01": 3, "au_0.02": 2, "iw_samples": 7, "n_examples": 10, "timing": {"mi": 0.1}}
@@ -246,3 +247,24 @@ def test_captions_state_our_mi_ceiling_and_the_iw_nll_subset(tmp_path):
                  nll_examples=2000, nll_subset="random")
     caption = report.beside_caption(report.side_by_side(report.load_runs("mnist", tmp_path), "table3"))
     assert "log 2,000 = 7.60" in caption and "IW-NLL is computed on" not in caption  # the whole test set
+
+
+def test_two_configs_that_differ_in_one_field_are_two_rows_in_the_terminal_and_the_book(tmp_path, capsys):
+    from skipvae.cli import main
+
+    for seed in (0, 1, 2):
+        write_record(tmp_path, "mnist", "mnist", "skip-vae", seed=seed, kl=5.0)
+        write_record(tmp_path, "mnist", "mnist", "skip-vae", seed=seed, kl=2.0, config={"warmup_epochs": 2})
+    assert main(["table", "mnist", "--results", str(tmp_path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    ours = shown[0]
+    rows = [dict(zip(ours["columns"], r)) for r in ours["rows"]]
+    assert len(rows) == 2 and {r["KL"] for r in rows} == {"5.00 ± 0.00", "2.00 ± 0.00"}
+    assert {r["seeds"] for r in rows} == {"3"}
+    assert any("warm" in c for c in ours["columns"])  # the field that varies is a column
+    book = views.results_view("mnist").table  # what the book's results-table directive renders
+    assert len(book) == 2
+    assert [v["title"] for v in shown][1:] == ["Table 3 beside ours (cpu)", "Classification from the posterior "
+                                                                            "means (C5)"]
+    assert main(["table", "mnist", "--results", str(tmp_path / "nope")]) == 2
+    assert "--results" in capsys.readouterr().err

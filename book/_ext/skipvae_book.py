@@ -42,6 +42,7 @@ from sphinx.util.docutils import SphinxDirective, SphinxRole
 
 from skipvae import config as skipconfig
 from skipvae import report
+from skipvae.report import views
 from skipvae.errors import ConfigError, DataError
 
 GENERATED = "_generated/figures"  # content-addressed PNGs drawn at build time (git-ignored)
@@ -196,34 +197,87 @@ class ResultsTable(ResultsDirective):
     def make(self):
         name = self.arguments[0]
         metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
-        table, constants = report.experiment_table(name, metrics=metrics)
-        same = "; ".join(f"{report.SETTING_LABELS.get(k, k)} {v}" for k, v in constants.items())
-        subset = report.nll_subset_text(report.load_runs(name))
-        caption = (f"Our runs, {report.experiment(name).title}: mean ± standard deviation over seeds "
-                   f"(test set; NLL, -ELBO, KL and MI in nats per example, AU in dimensions)"
-                   + (f"; every row: {same}" if same else "")
-                   + (f"; the NLL on {subset}" if subset else "") + ".")
-        return [table_node(table, ["skipvae-results", f"skipvae-results-{name}"], caption, f"results-{name}")]
+        view = views.results_view(name, metrics=metrics)
+        return [table_node(view.table, ["skipvae-results", f"skipvae-results-{name}"], view.caption,
+                           f"results-{name}")]
 
 
 class ClassificationTable(ResultsDirective):
     """C5: accuracy of classifiers of the posterior means (latent 50), ours beside the paper's, and the reference row
-    of the same classifiers on the PCA-50 projection of the pixels."""
+    of the same classifiers on the PCA-50 projection of the pixels (before any run: the paper's numbers)."""
 
     def make(self):
-        df = report.load_runs("mnist")
-        best = report.best_profile(df) if len(df) else None
-        runs = df[df["profile"] == best] if best else df.iloc[0:0]
-        table = report.classification_table(runs, report.pca_reference_runs("mnist", best) if best else None)
+        view = views.classification_view()
+        table = view.table
         if table.empty:
             quoted = report.paper_numbers()["tables"]["classification_mnist"]
             table = pd.DataFrame({"features": quoted["arch"] + " " + quoted["model"],
                                   "paper (%)": quoted["accuracy"].map(report.fmt), "ours": "not run yet"})
-        caption = (f"C5: test accuracy of classifiers of the posterior means (latent 50), ours at the {best or '–'} "
-                   f"profile (mean ± std over seeds) beside the paper's, fitted and scored on the images each row's "
-                   f"split names (train/test; the paper: the whole splits, 50,000/10,000); the last row fits the same "
-                   f"classifiers to the PCA-50 projection of the binarized pixels.")
-        return [table_node(table, ["skipvae-results", "skipvae-results-classification"], caption,
+        return [table_node(table, ["skipvae-results", "skipvae-results-classification"], view.caption,
+                           "results-classification")]
+
+
+class PaperTable(ResultsDirective):
+    required_arguments = 1
+
+    def make(self):
+        tables = report.paper_numbers()["tables"]
+        if self.arguments[0] not in tables:
+            raise self.error(f"no quoted table {self.arguments[0]!r} in paper_numbers.yaml; "
+                             f"known: {', '.join(tables)}")
+        t = tables[self.arguments[0]]
+        shown = pd.DataFrame({"model": t["model"], **{report.METRIC_LABELS.get(c, c): [
+            report.fmt(v, report.digits_for(c) if c.startswith("au") else 2) if c in t.columns else "–"
+            for v in (t[c] if c in t.columns else [None] * len(t))] for c in t.attrs["columns"]}})
+        caption = f"Quoted from {t.attrs['source']} {t.attrs['setting']} Units: {t.attrs['units']}."
+        return [table_node(shown, ["skipvae-quoted"], caption, f"quoted-{self.arguments[0]}")]
+
+
+class PaperBeside(ResultsDirective):
+    """A paper table rebuilt beside ours (report.side_by_side): same rows and columns, 'not yet run' where missing;
+    option :profile: one profile's runs (default: the largest that has runs)."""
+    required_arguments = 1
+    option_spec = {"where": directives.unchanged, "profile": directives.unchanged}
+
+    def make(self):
+        tables = report.paper_numbers()["tables"]
+        name = self.arguments[0]
+        if name not in tables or "keys" not in tables[name].attrs:
+            raise self.error(f"no quoted table {name!r} in paper_numbers.yaml; known: {', '.join(tables)}")
+        where = {}
+        for item in self.options.get("where", "").split():
+            key, _, value = item.partition("=")
+            where[key] = int(value) if value.isdigit() else value
+        profile = self.options.get("profile")
+        view = views.beside_view(name, where=where, profile=profile)
+        ident = f"beside-{name}" + (f"-{profile}" if profile else "")
+        return [table_node(view.table, ["skipvae-results", "skipvae-beside"], view.caption, ident)]
+
+
+class ResultsTable(ResultsDirective):
+    required_arguments = 1
+    option_spec = {"metrics": directives.unchanged}
+
+    def make(self):
+        name = self.arguments[0]
+        metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
+        view = views.results_view(name, metrics=metrics)
+        return [table_node(view.table, ["skipvae-results", f"skipvae-results-{name}"], view.caption,
+                           f"results-{name}")]
+
+
+class ClassificationTable(ResultsDirective):
+    """C5: accuracy of classifiers of the posterior means (latent 50), ours beside the paper's, and the reference row
+    of the same classifiers on the PCA-50 projection of the pixels (before any run: the paper's numbers)."""
+
+    def make(self):
+        view = views.classification_view()
+        table = view.table
+        if table.empty:
+            quoted = report.paper_numbers()["tables"]["classification_mnist"]
+            table = pd.DataFrame({"features": quoted["arch"] + " " + quoted["model"],
+                                  "paper (%)": quoted["accuracy"].map(report.fmt), "ours": "not run yet"})
+        return [table_node(table, ["skipvae-results", "skipvae-results-classification"], view.caption,
                            "results-classification")]
 
 

@@ -31,15 +31,20 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
 
 
 def varying_config_columns(df: pd.DataFrame, keys=()) -> list[str]:
-    """The config fields (besides the seed, the description and `keys`) whose values differ between runs of `df`:
-    grouping by them too keeps runs of different configs in different rows (e.g. KL warm-up on and off)."""
+    """The config fields (besides the seed, the description, the model's axes and `keys`) whose values differ
+    between runs that agree on `keys`: grouping by them too keeps runs of different configs in different rows (e.g.
+    KL warm-up on and off), while a field that the keys already determine (the MLP's width beside the decoder)
+    adds no column."""
     from dataclasses import fields
 
     from skipvae.config import RunConfig
 
-    skip = {"seed", "notes", "model", *keys}
+    skip = {"seed", "notes", "model", "skip", "inference", *keys}
     names = [f.name for f in fields(RunConfig) if f.name not in skip and f.name in df.columns]
-    return [n for n in names if df[n].map(repr).nunique() > 1] if len(df) else []
+    if df.empty or not names:
+        return []
+    groups = df.assign(**{n: df[n].map(repr) for n in names}).groupby(list(keys), dropna=False, sort=False)
+    return [n for n in names if (groups[n].nunique(dropna=False) > 1).any()]
 
 
 def summary_table(df: pd.DataFrame, by=("model",), metrics=None) -> pd.DataFrame:
@@ -47,15 +52,15 @@ def summary_table(df: pd.DataFrame, by=("model",), metrics=None) -> pd.DataFrame
     `<metric>_mean`, `<metric>_std` (sample std, ddof = 1; NaN for a single seed). The profile is always a key:
     runs at different scales are never averaged together. Rows: largest profile first, models in paper order."""
     keys = ["profile", *[k for k in by if k != "profile"]]
+    missing = [k for k in keys if k not in df.columns]
+    if missing and not df.empty:
+        raise DataError(f"cannot group runs by {missing}: not a column of the runs table; "
+                        f"choose among {sorted(df.columns)}")
     keys += varying_config_columns(df, keys)  # a row is the runs whose configs are equal except for the seed
     metrics = list(metrics) if metrics is not None else metric_columns(df)
     columns = keys + ["n_seeds", "seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     if df.empty:
         return pd.DataFrame(columns=columns)
-    missing = [k for k in keys if k not in df.columns]
-    if missing:
-        raise DataError(f"cannot group runs by {missing}: not a column of the runs table; "
-                        f"choose among {sorted(df.columns)}")
     rows = []
     for values, group in df.groupby(keys, dropna=False, sort=False):
         row = dict(zip(keys, values))
@@ -93,12 +98,15 @@ def digits_for(metric: str) -> int:
 
 
 def display_table(summary: pd.DataFrame, by, metrics) -> tuple[pd.DataFrame, dict]:
-    """Strings for a page: 'profile', the `by` columns that vary, 'seeds', then 'mean ± std' per metric.
+    """Strings for a page: 'profile', the `by` columns that vary, any other config field that differs between rows
+    (summary_table's extra keys), 'seeds', then 'mean ± std' per metric.
     Returns (table, constants): the `by` columns with one value in every row go to `constants` (for the caption)."""
+    keys = list(summary.columns[:summary.columns.get_loc("n_seeds")])  # summary_table's row keys
+    varying = [k for k in keys if k not in by and k != "profile"]  # config fields that differ between rows
     by = [k for k in by if k != "profile" and k in summary.columns]
     constants = {k: summary[k].iloc[0] for k in by if len(summary) and summary[k].nunique(dropna=False) == 1
                  and k != "model"}
-    shown = [k for k in by if k not in constants]
+    shown = [k for k in by if k not in constants] + varying
     table = pd.DataFrame({
         "profile": summary["profile"],
         **{SETTING_LABELS.get(k, k): summary[k].astype(str) for k in shown},
