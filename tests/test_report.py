@@ -268,3 +268,23 @@ def test_two_configs_that_differ_in_one_field_are_two_rows_in_the_terminal_and_t
                                                                             "means (C5)"]
     assert main(["table", "mnist", "--results", str(tmp_path / "nope")]) == 2
     assert "--results" in capsys.readouterr().err
+
+
+def test_figures_never_pool_configs_and_their_captions_say_what_is_drawn(tmp_path):
+    from skipvae.report import plots
+
+    for seed in (0, 1):
+        write_record(tmp_path, "mnist", "mnist", "vae", seed=seed, latent_dim=20, kl=1.0)
+        write_record(tmp_path, "mnist", "mnist", "vae", seed=seed, latent_dim=50, kl=3.0)
+    runs = report.load_runs("mnist", tmp_path)
+    shown, hue = plots.bar_hue(runs, "model", None)
+    assert hue == plots.CONFIG and sorted(shown[hue].unique()) == ["latent dim 20", "latent dim 50"]
+    fig = report.plot_bars(shown, ["kl"], x="model", hue=hue)
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
+    assert heights == [1.0, 3.0]  # one bar per config, never their mean (2.0)
+    assert "Colour: config (latent dim 20; latent dim 50)" in plots.bars_caption(shown, hue)
+    one = runs[runs["latent_dim"] == 20]
+    assert plots.bar_hue(one, "model", None) == (one, None)
+    lines, hue = plots.line_hue(runs.assign(dec_layers=runs["seed"] + 2), "dec_layers", "model")
+    assert hue == plots.CONFIG and set(lines[hue]) == {"vae (latent dim 20)", "vae (latent dim 50)"}
+    assert "dashed" not in plots.lines_caption(lines, hue) and "solid lines" in plots.lines_caption(lines, hue)

@@ -42,7 +42,7 @@ from sphinx.util.docutils import SphinxDirective, SphinxRole
 
 from skipvae import config as skipconfig
 from skipvae import report
-from skipvae.report import views
+from skipvae.report import plots, views
 from skipvae.errors import ConfigError, DataError
 
 GENERATED = "_generated/figures"  # content-addressed PNGs drawn at build time (git-ignored)
@@ -344,17 +344,19 @@ class ResultsFigure(ResultsDirective):
         plot = self.options.get("plot", "summary")
         metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
         if plot == "summary":
-            many = [k for k in ("arch", "latent_dim") if k in runs.columns and runs[k].nunique() > 1]
-            fig = report.plot_bars(runs, metrics or ["kl", "mi", "au_0.01"], x="model", hue=many[0] if many else None)
+            runs, hue = plots.bar_hue(runs, "model", None)
+            fig = report.plot_bars(runs, metrics or ["kl", "mi", "au_0.01"], x="model", hue=hue)
+            drawn = plots.bars_caption(runs, hue)
         elif plot in ("latent_dim", "dec_layers"):
             several = "dataset" if runs["dataset"].nunique() > 1 else None
-            fig = report.plot_lines(runs, plot, metrics or ["mi", "au_0.01", "nll"], hue="model", row=several)
+            runs, hue = plots.line_hue(runs, plot, "model", several)
+            fig = report.plot_lines(runs, plot, metrics or ["mi", "au_0.01", "nll"], hue=hue, row=several)
+            drawn = plots.lines_caption(runs, hue, several)
         else:
             raise self.error(f":plot: {plot!r} is unknown; use summary, latent_dim or dec_layers")
         uri = self.save(fig, name, plot)
         seeds = sorted(int(s) for s in runs["seed"].unique())
-        caption = (f"{notice} Profile: {profile}; seeds {', '.join(map(str, seeds))} "
-                   f"({len(runs)} runs; mean over seeds with the standard deviation, dots: single seeds).")
+        caption = f"{notice} {drawn} Profile: {profile}; seeds {', '.join(map(str, seeds))} ({len(runs)} runs)."
         return [figure_node(uri, caption, f"figure-{name}-{plot}")]
 
     def save(self, fig, name: str, plot: str) -> str:

@@ -52,11 +52,64 @@ def fixed_jitter(seed: int = 0):
         np.random.set_state(state)
 
 
+CONFIG = "config"  # the column of config_labels, a hue that never pools two configs into one bar or line
+
+
+def config_labels(runs, keys=("model",)):
+    """One label per run naming the config fields that vary between runs which agree on `keys` or that
+    tables.varying_config_columns adds (e.g. 'decoder pixelcnn, latent dim 20'); '' for all when every run of a
+    `keys` value has one config. Grouping by `keys` and this label never averages over different configs."""
+    import pandas as pd
+
+    from skipvae.report.tables import varying_config_columns
+
+    present = [k for k in keys if k in runs.columns]
+    fields = [k for k in ("dataset", "arch", "latent_dim", "dec_layers") if k in runs.columns and k not in present
+              and runs[k].nunique(dropna=False) > 1]
+    fields += [k for k in varying_config_columns(runs, present + fields) if k not in fields]
+    if not fields:
+        return pd.Series("", index=runs.index)
+    return runs[fields].apply(lambda r: ", ".join(f"{SETTING_LABELS.get(k, k)} {r[k]}" for k in fields), axis=1)
+
+
+def bar_hue(runs, x: str, hue: str | None):
+    """(runs, hue) for plot_bars: with no `hue`, runs of different configs at one `x` are told apart by colour
+    (their config_labels, column CONFIG)."""
+    if hue is None and config_labels(runs, (x,)).nunique() > 1:
+        return runs.assign(**{CONFIG: config_labels(runs, (x,))}), CONFIG
+    return runs, hue
+
+
+def line_hue(runs, x: str, hue: str, row: str | None = None):
+    """(runs, hue) for plot_lines: runs that differ in a config field besides `hue`, `x` and `row` get lines of
+    their own, labelled '<hue value> (<config_labels>)' in column CONFIG."""
+    labels = config_labels(runs, tuple(k for k in (hue, x, row) if k))
+    if labels.nunique() > 1:
+        return runs.assign(**{CONFIG: runs[hue].astype(str) + " (" + labels + ")"}), CONFIG
+    return runs, hue
+
+
+def bars_caption(runs, hue: str | None) -> str:
+    """What plot_bars draws, from the data it draws."""
+    colours = f" Colour: {SETTING_LABELS.get(hue, hue)} ({'; '.join(map(str, runs[hue].unique()))})." if hue else ""
+    return f"Bars: mean over seeds with the standard deviation; dots: single seeds.{colours}"
+
+
+def lines_caption(runs, hue: str, row: str | None = None) -> str:
+    """What plot_lines draws, from the data it draws."""
+    rows = f" One row of panels per {SETTING_LABELS.get(row, row)}." if row else ""
+    return (f"Lines: mean over seeds with the standard deviation as error bars; faint dots: single seeds. Colour and "
+            f"marker: {SETTING_LABELS.get(hue, hue)} ({'; '.join(map(str, runs[hue].unique()))}), solid lines."
+            + rows)
+
+
 def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
-    """One panel per metric: bars = mean over seeds with the standard deviation, dots = the single seeds."""
+    """One panel per metric: bars = mean over seeds with the standard deviation, dots = the single seeds. With no
+    `hue`, runs of different configs at one `x` get one bar each, coloured by their config_labels."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    runs, hue = bar_hue(runs, x, hue)
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics):
@@ -74,10 +127,12 @@ def plot_bars(runs, metrics, x: str = "model", hue: str | None = None):
 
 def plot_lines(runs, x: str, metrics, hue: str = "model", row: str | None = None):
     """One panel per metric against `x` (e.g. latent_dim, dec_layers): lines = mean over seeds with the standard
-    deviation as error bars, dots = the single seeds; one row of panels per value of `row`."""
+    deviation as error bars, dots = the single seeds; one row of panels per value of `row`. Runs that differ in
+    another config field get lines of their own (the hue becomes `hue` and their config_labels)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    runs, hue = line_hue(runs, x, hue, row)
 
     rows = list(runs[row].unique()) if row else [None]
     fig, axes = plt.subplots(len(rows), len(metrics), figsize=(3.6 * len(metrics), 3.2 * len(rows)), squeeze=False)

@@ -22,7 +22,7 @@ METRIC_LABELS = {"nll": "NLL", "neg_elbo": "-ELBO", "rec": "Rec.", "kl": "KL", "
                  "tsne_knn5_accuracy": "t-SNE 5-NN accuracy",
                  "neg_elbo_nll_examples": "-ELBO (NLL docs)"}
 SETTING_LABELS = {"dataset": "dataset", "arch": "decoder", "latent_dim": "latent dim", "dec_layers": "layers",
-                  "model": "model", "profile": "profile"}
+                  "model": "model", "profile": "profile", "config": "config"}
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
