@@ -185,5 +185,5 @@ def bn_vae_kl_bound(gamma: float, shift: Tensor, batch_var: Tensor, eps: float) 
     batch variance gamma^2 v_d / (v_d + eps), v_d the biased batch variance of the raw means. Equality holds when
     every posterior variance is 1 (logvar = 0)."""
     ratio = batch_var / (batch_var + eps)
-    return float(0.5 * (gamma ** 2 * ratio + shift.pow(2)).sum())
+    return (0.5 * (gamma ** 2 * ratio + shift.detach().pow(2)).sum()).item()
 
