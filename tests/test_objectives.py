@@ -359,3 +359,16 @@ def test_remedies_compose_with_semi_amortized_inference(tmp_path, synthetic_data
     assert h["val_neg_elbo"] == pytest.approx(h["val_rec"] + h["val_kl"]) and math.isfinite(h["train_loss"])
     assert isinstance(objectives.build(cfg), FreeBits) and issubclass(Aggressive, Elbo)
     assert issubclass(Cyclical, Elbo) and issubclass(BetaVAE, Elbo)
+
+
+def test_the_command_line_selects_a_remedy_and_its_parameters(capsys):
+    import json
+
+    from skipvae.cli import main
+
+    main(["train", "--dataset", "mnist", "--profile", "smoke", "--objective", "cyclical", "--cycles", "2",
+          "--dry-run"])
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["objective"], cfg["cycles"], cfg["warmup_epochs"], cfg["model"]) == ("cyclical", 2, 0, "vae")
+    assert main(["train", "--dataset", "mnist", "--profile", "smoke", "--kl-beta", "0.5", "--dry-run"]) == 2
+    assert "kl_beta=0.5 is impossible with objective 'elbo'" in capsys.readouterr().err
