@@ -12,6 +12,14 @@ An objective decides two things of a training step, and nothing else:
     bn-vae      the ELBO, with the posterior means batch-normalized at a fixed scale (MeanBatchNorm, in the model)
     aggressive  the ELBO, with encoder-only inner updates while the validation MI rises (He et al. 2019; train.py)
 
+kl-anneal and warmup_epochs: the warm-up always was the config's `warmup_epochs` (0 for images, 10 epochs from
+beta_start = 0.1 for text, as the paper), and objective 'elbo' keeps meaning exactly that, so the committed text
+records (elbo with 10 warm-up epochs) keep their keys. 'kl-anneal' names the remedy on the axis: the same schedule,
+refused without warm-up, and given KL_ANNEAL_EPOCHS (10) by make_config where the family has none (images); on
+text it computes what 'elbo' does, under another name and key. Every other remedy but cyclical (whose cycles
+replace the warm-up, so it needs warmup_epochs = 0) multiplies its KL term by the same warm-up weight, as the He
+et al. and BN-VAE code bases anneal every model.
+
 Validation and evaluation always compute the true ELBO (rec + kl at weight 1): a remedy changes how the model is
 trained, never what is reported. `build(cfg)` is the one entry point; REGISTRY maps each name to its class.
 """
