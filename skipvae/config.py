@@ -18,7 +18,13 @@ from skipvae.params import check_fields
 DATASETS = ("mnist", "omniglot", "yahoo")
 ARCHS = ("pixelcnn", "mlp", "lstm")
 INFERENCES = ("amortized", "semi-amortized", "none")  # none: no latent variable (the language model)
-OBJECTIVES = ("elbo",)  # room for other collapse remedies (free bits, beta-VAE, ...)
+# The training objective (skipvae.objectives): the ELBO, or a remedy for posterior collapse. A remedy changes the
+# training loss only (bn-vae also the encoder's means); validation and test always report the true ELBO.
+OBJECTIVES = ("elbo", "kl-anneal", "cyclical", "free-bits", "beta", "bn-vae", "aggressive")
+# The fields of one remedy: they may differ from their defaults (the published ones) only when it is selected.
+REMEDY_FIELDS = {"cycles": "cyclical", "cycle_ratio": "cyclical", "free_bits": "free-bits", "kl_beta": "beta",
+                 "bn_gamma": "bn-vae", "aggressive_steps": "aggressive"}
+KL_ANNEAL_EPOCHS = 10  # kl-anneal where the family has no warm-up: the official text code's 10 epochs from 0.1
 # A model's identity is three independent config fields; its name is derived from them, for display and the CLI.
 MODEL_AXES = {
     "vae": dict(skip=False, inference="amortized"),
@@ -75,6 +81,13 @@ class RunConfig:
     grad_clip: float = 5.0
     warmup_epochs: int = 0  # KL weight beta goes linearly from beta_start to 1 over these epochs
     beta_start: float = 0.1
+    # collapse remedies (skipvae.objectives; each used only by its `objective`, defaults the published ones)
+    cycles: int = 4  # cyclical: M cycles of the KL weight over the run's updates (Fu et al. 2019)
+    cycle_ratio: float = 0.5  # cyclical: the weight rises over the first R of each cycle, then stays at 1
+    free_bits: float = 0.125  # free-bits: lambda, nats per dimension (FB(4) on Yahoo's 32 dimensions: 4 / 32)
+    kl_beta: float = 0.4  # beta: the KL weight beta < 1 (He et al. 2019's beta-VAE row, as quoted by BN-VAE)
+    bn_gamma: float = 0.6  # bn-vae: the fixed scale of the batch-normalized posterior means (Zhu et al. 2020)
+    aggressive_steps: int = 100  # aggressive: at most this many encoder updates before each decoder update
     lr_decay_after: int | None = None  # text: halve lr when validation stops improving after this epoch
     lr_decay: float = 0.5
     min_lr: float = 0.03  # stop once lr falls below this (text schedule)
@@ -107,6 +120,11 @@ class RunConfig:
     def model(self) -> str:
         """The model's name, derived from (skip, inference): vae, skip-vae, sa-vae, skip-sa-vae or lm."""
         return model_name(self.skip, self.inference)
+
+    @property
+    def label(self) -> str:
+        """The model's name with its objective when that is not the ELBO (tables, run names): e.g. vae+free-bits."""
+        return self.model if self.objective == "elbo" else f"{self.model}+{self.objective}"
 
     @property
     def semi_amortized(self) -> bool:
@@ -169,7 +187,34 @@ class RunConfig:
             raise ConfigError(f"svi_momentum={self.svi_momentum} must be in [0, 1).")
         if self.warmup_epochs < 0 or not 0.0 <= self.beta_start <= 1.0:
             raise ConfigError("warmup_epochs must be >= 0 and beta_start in [0, 1].")
+        self._validate_objective()
         return self
+
+    def _validate_objective(self) -> None:
+        """The remedy's own parameters: in range, set only when it is selected, and a model it applies to."""
+        defaults = field_defaults(type(self))
+        for name, remedy in REMEDY_FIELDS.items():
+            if getattr(self, name) != defaults[name] and self.objective != remedy:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is impossible with objective "
+                                  f"{self.objective!r}: it is a parameter of objective {remedy!r} only.")
+        if self.objective != "elbo" and not self.has_latent:
+            raise ConfigError(f"objective={self.objective!r} is impossible for model 'lm' (no latent variable): "
+                              f"it needs objective 'elbo'.")
+        if self.objective == "kl-anneal" and self.warmup_epochs < 1:
+            raise ConfigError(f"warmup_epochs={self.warmup_epochs} is impossible with objective 'kl-anneal': it "
+                              f"must be >= 1 (the epochs of the linear rise from beta_start to 1).")
+        if self.objective == "cyclical" and self.warmup_epochs != 0:
+            raise ConfigError(f"warmup_epochs={self.warmup_epochs} is impossible with objective 'cyclical': it "
+                              f"must be 0 (the cycles replace the warm-up).")
+        if self.objective == "aggressive" and self.semi_amortized:
+            raise ConfigError(f"objective 'aggressive' is impossible for model {self.model!r}: SVI already "
+                              f"refines q(z|x); use model {self.model.replace('sa-vae', 'vae')!r}.")
+        _positive("cycles", self.cycles)
+        _positive("aggressive_steps", self.aggressive_steps)
+        _in_range("cycle_ratio", self.cycle_ratio, 0.0, 1.0, "in (0, 1]", low_open=True)
+        _in_range("free_bits", self.free_bits, 0.0, None, ">= 0 (nats per dimension)")
+        _in_range("kl_beta", self.kl_beta, 0.0, 1.0, "in (0, 1) (1 is the elbo)", low_open=True, high_open=True)
+        _in_range("bn_gamma", self.bn_gamma, 0.0, None, "> 0", low_open=True)
 
     def to_dict(self) -> dict:
         """Every field, plus the derived `model` name (so records can be read and grouped by it)."""
@@ -208,8 +253,9 @@ class RunConfig:
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def run_name(self) -> str:
-        """A readable, unique directory and record name for this run: its main axes, then its key."""
-        return (f"{self.dataset}-{self.arch}-{self.model}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-"
+        """A readable, unique directory and record name for this run: its main axes (the label: the model, and
+        the objective unless it is the ELBO), then its key."""
+        return (f"{self.dataset}-{self.arch}-{self.label}-z{self.latent_dim}-l{self.dec_layers}-s{self.seed}-"
                 f"{self.key()}")
 
     def same_run(self, config: dict) -> bool:
@@ -254,6 +300,14 @@ def model_axes(name: str) -> dict:
 def _choice(name: str, value, choices, context: str = "") -> None:
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}{context}; valid choices: {', '.join(choices)}")
+
+
+def _in_range(name: str, value, lo, hi, allowed: str, low_open: bool = False, high_open: bool = False) -> None:
+    """ConfigError unless lo <(=) value <(=) hi (hi None: no upper bound)."""
+    too_low = value <= lo if low_open else value < lo
+    too_high = hi is not None and (value >= hi if high_open else value > hi)
+    if too_low or too_high:
+        raise ConfigError(f"{name}={value!r} is impossible: it must be {allowed}.")
 
 
 def _positive(name: str, value) -> None:
@@ -349,6 +403,16 @@ def _override(name: str, value):
     return value
 
 
+def objective_defaults(objective: str, values: dict) -> dict:
+    """What an objective sets on top of the profile (the user's overrides still win): kl-anneal gets
+    KL_ANNEAL_EPOCHS of warm-up where the family has none (images), cyclical none (its cycles replace it)."""
+    if objective == "kl-anneal" and not values.get("warmup_epochs"):
+        return {"warmup_epochs": KL_ANNEAL_EPOCHS}
+    if objective == "cyclical":
+        return {"warmup_epochs": 0}
+    return {}
+
+
 def family(dataset: str) -> str:
     return "text" if dataset == "yahoo" else "image"
 
@@ -364,8 +428,9 @@ def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "pape
 
     `model` is a name of MODELS (it sets the identity fields skip and inference; `lm` also sets latent_dim = 0);
     `skip=...` or `inference=...` in `overrides` set an axis directly; an override of None is no override, and
-    a split size (SPLIT_SIZES) of WHOLE ("all") is the whole split. Raises ConfigError, listing the valid
-    choices, for an unknown name or an impossible value.
+    a split size (SPLIT_SIZES) of WHOLE ("all") is the whole split; `objective=...` selects a collapse remedy
+    (OBJECTIVES; objective_defaults). Raises ConfigError, listing the valid choices, for an unknown name or an
+    impossible value.
     """
     _choice("dataset", dataset, DATASETS)
     _choice("profile", profile, PROFILES)
@@ -384,5 +449,6 @@ def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "pape
     if axes["inference"] == "none":
         values["latent_dim"] = 0
     values.update(axes)
+    values.update(objective_defaults(overrides.get("objective") or "elbo", values))
     values.update({k: _override(k, v) for k, v in overrides.items() if v is not None})
     return RunConfig(dataset=dataset, arch=arch, profile=profile, **values).validate()

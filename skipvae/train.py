@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from skipvae import objectives
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError, DataError, TrainingError
 from skipvae.params import check_device
@@ -54,6 +55,8 @@ class TrainState:
     history: list = field(default_factory=list)
     train_time_s: float = 0.0
     stopped_early: bool = False
+    aggressive: bool = True  # objective 'aggressive': still in the aggressive phase
+    last_mi: float = 0.0  # objective 'aggressive': the validation MI after the last aggressive epoch
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -64,11 +67,9 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def kl_weight(cfg: RunConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
-    """KL warm-up: beta rises linearly from beta_start to 1 over `warmup_epochs` epochs (per step)."""
-    if cfg.warmup_epochs <= 0:
-        return 1.0
-    progress = (epoch + step / max(steps_per_epoch, 1)) / cfg.warmup_epochs
-    return min(1.0, cfg.beta_start + (1.0 - cfg.beta_start) * progress)
+    """The KL weight of a training step, as cfg's objective sets it (skipvae.objectives): for the ELBO the warm-up,
+    beta rising linearly from beta_start to 1 over `warmup_epochs` epochs (per step), 1 without."""
+    return objectives.build(cfg).weight(epoch, step, steps_per_epoch)
 
 
 def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -110,27 +111,34 @@ def training_updates(cfg: RunConfig, data) -> int:
     return cfg.epochs * math.ceil(data.num_examples("train") / cfg.batch_size)
 
 
-def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progress: bool) -> dict:
-    """One pass over the training split; returns the batch-mean loss, reconstruction and KL."""
+def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progress: bool,
+              aggressive: bool = False) -> dict:
+    """One pass over the training split; returns the batch-mean training loss (cfg's objective), reconstruction
+    and KL. aggressive=True (objective 'aggressive', in its aggressive phase): encoder-only inner updates before
+    each decoder-only update (aggressive_encoder_updates), counted in 'inner_steps'."""
     model.train()
+    objective = objectives.build(cfg)  # the one hook: the step's KL weight and its loss
     batches = list(data.batches("train", cfg.batch_size, epoch=epoch, seed=cfg.seed))
     totals = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
-    n = 0
+    n, inner = 0, 0
+    picker = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # the inner loop's batches, resumable
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     for step, (x, _) in enumerate(bar):
         x = x.to(device, non_blocking=True)
-        beta = kl_weight(cfg, epoch, step, len(batches))
+        beta = objective.weight(epoch, step, len(batches))
         if cfg.compile_step:
             beta = torch.tensor(beta)  # a graph input: a KL schedule does not recompile the step
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp):  # loss, KL: fp32
-            out = model(x, beta=beta)
-        loss = out["loss"].float()
+        if aggressive:
+            inner += aggressive_encoder_updates(model, batches, optimizer, cfg, objective, beta, device, picker)
+        out, loss = training_step_loss(model, x, cfg, objective, beta)
         if not torch.isfinite(loss):
             kept = f"the last good checkpoint (end of epoch {epoch}) is kept" if epoch else "no epoch had finished"
             raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}; {kept}. "
                                 f"Lower --lr or check the data.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if aggressive:  # the decoder's update only: the encoder had its own
+            drop_grads(p for name, p in model.named_parameters() if not is_decoder(name))
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         b = x.shape[0]
@@ -139,8 +147,49 @@ def run_epoch(model, data, optimizer, cfg: RunConfig, epoch: int, device, progre
         totals["kl"] += out["kl"].sum().item()
         n += b
         bar.set_postfix(loss=f"{totals['loss'] / n:.2f}", kl=f"{totals['kl'] / n:.2f}")
-    return {k: v / max(n, 1) for k, v in totals.items()} | {"beta": kl_weight(cfg, epoch + 1, 0, 1), "examples": n,
-                                                            "steps": len(batches)}
+    extra = {"inner_steps": inner} if objective.aggressive else {}
+    return {k: v / max(n, 1) for k, v in totals.items()} | {"beta": objective.weight(epoch + 1, 0, 1), "examples": n,
+                                                            "steps": len(batches)} | extra
+
+
+def training_step_loss(model, x, cfg: RunConfig, objective, beta) -> tuple[dict, torch.Tensor]:
+    """The model's outputs on x at KL weight beta (bf16 autocast with cfg.amp) and the objective's fp32 loss."""
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=cfg.amp):  # loss, KL: fp32
+        out = model(x, beta=beta)
+    return out, objective.loss(out, beta).float()
+
+
+def is_decoder(name: str) -> bool:
+    """Whether a parameter (model.named_parameters(); a compiled model's names start with _orig_mod.) is the
+    decoder's; the others (encoder, BN-VAE's shift) form the inference network."""
+    return name.removeprefix("_orig_mod.").startswith("decoder.")
+
+
+def drop_grads(params) -> None:
+    """Set the gradients of `params` to None: the optimizer's step leaves them (and their state) alone."""
+    for p in params:
+        p.grad = None
+
+
+def aggressive_encoder_updates(model, batches, optimizer, cfg: RunConfig, objective, beta, device,
+                               picker: torch.Generator) -> int:
+    """He et al. 2019's inner loop: encoder-only updates on random training batches until the loss stops
+    improving (objectives.encoder_converged) or objective.max_inner updates; returns how many it made."""
+    losses = []
+    while len(losses) < objective.max_inner:
+        x = batches[int(torch.randint(len(batches), (1,), generator=picker))][0].to(device, non_blocking=True)
+        _, loss = training_step_loss(model, x, cfg, objective, beta)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite loss ({loss.item()}) in an aggressive encoder update; lower --lr.")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        drop_grads(p for name, p in model.named_parameters() if is_decoder(name))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+        if objectives.encoder_converged(losses):
+            break
+    return len(losses)
 
 
 def validate(model, data, cfg: RunConfig, device, split: str = "valid") -> dict:
@@ -319,8 +368,11 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
             if time.time() - started + 1.2 * per_epoch > time_budget_s:
                 return {"status": "paused", "epochs_completed": state.epoch}
         t0 = time.time()
-        tr = run_epoch(forward, data, optimizer, cfg, state.epoch, device, progress)
+        aggressive = cfg.objective == "aggressive" and state.aggressive
+        tr = run_epoch(forward, data, optimizer, cfg, state.epoch, device, progress, aggressive=aggressive)
         va = validate(model, data, cfg, device)
+        if aggressive:  # the phase goes on while the validation MI rises
+            state.aggressive, state.last_mi = objectives.mi_still_rising(state.last_mi, va["mi"]), va["mi"]
         state.epoch += 1
         epochs_this_call += 1
         improved = va["neg_elbo"] < state.best_val
@@ -335,7 +387,9 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
                               "val_neg_elbo": va["neg_elbo"], "val_rec": va["rec"], "val_kl": va["kl"],
                               "val_mi": va["mi"], "val_au_0.01": va["au"],
                               "updates": (state.history[-1].get("updates", 0) if state.history else 0) + tr["steps"],
-                              "time_s": dt, "examples_per_s": tr["examples"] / dt})
+                              "time_s": dt, "examples_per_s": tr["examples"] / dt}
+                             | ({"aggressive": aggressive, "inner_steps": tr["inner_steps"]} if "inner_steps" in tr
+                                else {}))
         update_lr_schedule(cfg, state, improved, optimizer)
         save_checkpoint(run_dir, model, optimizer, state, cfg)
         if progress:

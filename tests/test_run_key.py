@@ -24,7 +24,8 @@ PINNED_DEFAULTS = {
     'dec_kernels': None, 'mlp_hidden': 1024, 'emb_dim': 512, 'enc_hidden': 1024, 'dec_hidden': 1024, 'dropout': 0.5,
     'max_len': 200, 'init_uniform': None, 'svi_steps': 10, 'svi_lr': 1.0, 'svi_momentum': 0.5, 'svi_clip': 5.0,
     'optimizer': 'adam', 'lr': 0.001, 'batch_size': 50, 'epochs': 100, 'grad_clip': 5.0, 'warmup_epochs': 0,
-    'beta_start': 0.1, 'lr_decay_after': None, 'lr_decay': 0.5, 'min_lr': 0.03, 'n_train': None, 'n_valid': None,
+    'beta_start': 0.1, 'cycles': 4, 'cycle_ratio': 0.5, 'free_bits': 0.125, 'kl_beta': 0.4, 'bn_gamma': 0.6,
+    'aggressive_steps': 100, 'lr_decay_after': None, 'lr_decay': 0.5, 'min_lr': 0.03, 'n_train': None, 'n_valid': None,
     'n_test': None, 'iw_samples': 500, 'iw_chunk': 50, 'n_eval_nll': None, 'clf_n_train': None, 'clf_n_test': None,
     'clf_epochs': 20, 'amp': False, 'notes': '', 'extra': {},
 }
@@ -50,14 +51,14 @@ def test_every_committed_record_is_found_by_its_key(path):
 
 
 def test_a_new_field_with_a_default_changes_no_committed_key():
-    extended = dataclasses.make_dataclass("Extended", [("free_bits", float, dataclasses.field(default=0.0))],
+    extended = dataclasses.make_dataclass("Extended", [("future_knob", float, dataclasses.field(default=0.0))],
                                           bases=(RunConfig,))
     for path in COMMITTED:
         record = json.loads(path.read_text())
         assert extended.from_dict(record["config"]).run_name() == record["name"], path
     base = make_config("mnist", "vae", "cpu", arch="mlp")
     same = extended.from_dict(base.to_dict())
-    other = dataclasses.replace(same, free_bits=0.5)
+    other = dataclasses.replace(same, future_knob=0.5)
     assert same.key() == base.key() and other.key() != base.key()
 
 

@@ -7,7 +7,8 @@
     lstm, lm  none (z is 0-dimensional)   the same LSTM without z: the language model
 
 `cfg.skip` feeds z into every decoder layer (Skip-VAE); `cfg.semi_amortized` adds `cfg.svi_steps` steps of
-SVI refinement (SA-VAE). Initialisation follows the official code: He-normal weights for the Linear layers of
+SVI refinement (SA-VAE); objective `bn-vae` batch-normalizes the encoder's means (MeanBatchNorm, scale
+`cfg.bn_gamma`). Initialisation follows the official code: He-normal weights for the Linear layers of
 the PixelCNN model, U(-a, a) for every parameter when `cfg.init_uniform = a` (text), PyTorch defaults otherwise.
 """
 
@@ -20,6 +21,7 @@ from torch import nn
 
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError
+from skipvae.models.bnvae import MeanBatchNorm
 from skipvae.models.encoders import (
     LSTMEncoder,
     MLPEncoder,
@@ -32,7 +34,7 @@ from skipvae.models.pixelcnn import GatedMaskedConv2d, PixelCNNDecoder
 from skipvae.models.vae import VAE, kl_to_prior, reparameterize
 
 __all__ = ["VAE", "build_model", "kl_to_prior", "reparameterize", "ResNetEncoder", "MLPEncoder", "LSTMEncoder",
-           "PixelCNNDecoder", "GatedMaskedConv2d", "MLPDecoder", "LSTMDecoder"]
+           "PixelCNNDecoder", "GatedMaskedConv2d", "MLPDecoder", "LSTMDecoder", "MeanBatchNorm"]
 
 MIN_VOCAB = 4  # <pad>, <s>, </s> and at least one word
 
@@ -65,11 +67,14 @@ def build_model(cfg: RunConfig, vocab_size: int | None = None) -> VAE:
         raise ConfigError(f"unknown arch {cfg.arch!r}; valid choices: pixelcnn, mlp, lstm")
     model = VAE(encoder, decoder, D, text=text, vocab_size=vocab_size, skip=cfg.skip,
                 svi_steps=cfg.svi_steps if cfg.semi_amortized else 0, svi_lr=cfg.svi_lr,
-                svi_momentum=cfg.svi_momentum, svi_clip=cfg.svi_clip)
+                svi_momentum=cfg.svi_momentum, svi_clip=cfg.svi_clip,
+                mu_norm=MeanBatchNorm(D, cfg.bn_gamma) if cfg.objective == "bn-vae" else None)
     if cfg.arch == "pixelcnn":
         he_normal_linears(model)
     if cfg.init_uniform is not None:
         uniform_init(model, cfg.init_uniform)
+    if cfg.objective == "bn-vae":
+        model.mu_norm.reset_parameters()  # the learned shift starts at 0, whatever the initialisation above
     return model
 
 

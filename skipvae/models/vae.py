@@ -4,7 +4,8 @@
     loss    = mean over the batch of  rec + beta * kl,     rec = -log p(x|z) (one z), kl in closed form
 
 both summed over pixels/tokens and latent dimensions. SA models refine (mu, logvar) by SVI before the ELBO
-and back-propagate through the refinement in training.
+and back-propagate through the refinement in training. `mu_norm` (BN-VAE, models/bnvae.py) transforms the
+encoder's means before anything else sees them; the decoder, and so the skip wiring, is the same either way.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ class VAE(nn.Module):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, *, text: bool = False,
                  vocab_size: int | None = None, skip: bool = False, svi_steps: int = 0, svi_lr: float = 1.0,
-                 svi_momentum: float = 0.5, svi_clip: float = 5.0):
+                 svi_momentum: float = 0.5, svi_clip: float = 5.0, mu_norm: nn.Module | None = None):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
+        if mu_norm is not None:  # registered only when given: the other models' state dicts are unchanged
+            self.mu_norm = mu_norm
         self.latent_dim, self.text, self.vocab_size, self.skip = latent_dim, text, vocab_size, skip
         self.svi_steps, self.svi_lr, self.svi_momentum, self.svi_clip = svi_steps, svi_lr, svi_momentum, svi_clip
 
@@ -47,9 +50,12 @@ class VAE(nn.Module):
 
     # --- the shared interface -------------------------------------------------------------------------------
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(mu, logvar) of q(z|x), each [B, D]."""
+        """(mu, logvar) of q(z|x), each [B, D] (mu batch-normalized for BN-VAE)."""
         self.check_input(x)
-        return self.encoder(x)
+        mu, logvar = self.encoder(x)
+        if hasattr(self, "mu_norm"):
+            mu = self.mu_norm(mu)
+        return mu, logvar
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) [B]: summed over pixels (Bernoulli), or over the target tokens (words and </s>)."""
