@@ -66,6 +66,20 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs oneDNN's bf16 kernels (AVX512-BF16 or AMX); without them its bf16 LSTM does not run."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def check_precision(cfg: RunConfig, device: torch.device) -> None:
+    """ConfigError, before any data loads, for bf16 training (amp) of the LSTM on a CPU without bf16 kernels:
+    oneDNN cannot build its bf16 LSTM there, and an fp32 fallback would not be the run the config names."""
+    if cfg.amp and cfg.arch == "lstm" and device.type == "cpu" and not cpu_has_bf16():
+        raise ConfigError("amp=True (bf16 training) of the LSTM needs a CPU with bf16 kernels (AVX512-BF16 or AMX) "
+                          "and this one has none; train with --amp false (fp32: a different config and run key) "
+                          "or on a machine that has them.")
+
+
 def kl_weight(cfg: RunConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
     """The KL weight of a training step, as cfg's objective sets it (skipvae.objectives): for the ELBO the warm-up,
     beta rising linearly from beta_start to 1 over `warmup_epochs` epochs (per step), 1 without."""
@@ -331,6 +345,7 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
     """
     cfg.validate()
     device = pick_device(device)  # a device this machine has, checked before any data loads
+    check_precision(cfg, device)
     run_dir = Path(run_dir)
     record = finished_record(cfg, run_dir / RECORD)
     if record is not None:

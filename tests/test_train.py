@@ -192,3 +192,11 @@ def test_the_paper_mlp_profile_compiles_its_step_and_the_reduced_ones_do_not():
     assert not make_config("mnist", "vae", "cpu", arch="mlp").compile_step
     assert not make_config("mnist", "vae", "smoke", arch="mlp").compile_step
     assert not make_config("mnist", "vae", "paper").compile_step  # PixelCNN: not measured yet (issue 25)
+
+
+def test_bf16_lstm_training_on_a_cpu_without_bf16_kernels_is_refused_before_the_data_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr("skipvae.train.cpu_has_bf16", lambda: False)
+    cfg = make_config("yahoo", "vae", "smoke", amp=True)
+    with pytest.raises(ConfigError, match=r"amp=True \(bf16 training\) of the LSTM needs a CPU with bf16 kernels"):
+        train(cfg, tmp_path / "run", data_dir=tmp_path / "no-data-here", progress=False)
+    assert not (tmp_path / "run").exists()
