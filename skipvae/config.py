@@ -13,11 +13,10 @@ import json
 from dataclasses import dataclass, field
 
 from skipvae.errors import ConfigError
+from skipvae.names import (ARCHS, DATASETS, INFERENCES, LATENT_MODELS,  # noqa: F401 (the config's names)
+                           MODEL_ALIASES, MODEL_AXES, MODELS, PROFILES)
 from skipvae.params import check_fields
 
-DATASETS = ("mnist", "omniglot", "yahoo")
-ARCHS = ("pixelcnn", "mlp", "lstm")
-INFERENCES = ("amortized", "semi-amortized", "none")  # none: no latent variable (the language model)
 # The training objective (skipvae.objectives): the ELBO, or a remedy for posterior collapse. A remedy changes the
 # training loss only (bn-vae also the encoder's means); validation and test always report the true ELBO.
 OBJECTIVES = ("elbo", "kl-anneal", "cyclical", "free-bits", "beta", "bn-vae", "aggressive")
@@ -25,19 +24,6 @@ OBJECTIVES = ("elbo", "kl-anneal", "cyclical", "free-bits", "beta", "bn-vae", "a
 REMEDY_FIELDS = {"cycles": "cyclical", "cycle_ratio": "cyclical", "free_bits": "free-bits", "kl_beta": "beta",
                  "bn_gamma": "bn-vae", "aggressive_steps": "aggressive"}
 KL_ANNEAL_EPOCHS = 10  # kl-anneal where the family has no warm-up: the official text code's 10 epochs from 0.1
-# A model's identity is three independent config fields; its name is derived from them, for display and the CLI.
-MODEL_AXES = {
-    "vae": dict(skip=False, inference="amortized"),
-    "skip-vae": dict(skip=True, inference="amortized"),
-    "sa-vae": dict(skip=False, inference="semi-amortized"),
-    "skip-sa-vae": dict(skip=True, inference="semi-amortized"),
-    "lm": dict(skip=False, inference="none"),  # the decoder alone, no z (the baseline row of Table 4)
-}
-MODELS = tuple(MODEL_AXES)
-LATENT_MODELS = tuple(m for m, axes in MODEL_AXES.items() if axes["inference"] != "none")  # all but lm
-MODEL_ALIASES = {"skip_vae": "skip-vae", "sa_vae": "sa-vae", "skip_sa_vae": "skip-sa-vae", "savae": "sa-vae",
-                 "skip-savae": "skip-sa-vae", "skipvae": "skip-vae"}
-PROFILES = ("smoke", "cpu", "paper")
 OPTIMIZERS = ("adam", "sgd")
 NLL_SUBSETS = ("first", "random")  # which test examples get the IW-NLL (skipvae.metrics.nll_examples_of)
 ARCHS_FOR = {"mnist": ("pixelcnn", "mlp"), "omniglot": ("pixelcnn", "mlp"), "yahoo": ("lstm",)}

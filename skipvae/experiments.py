@@ -19,7 +19,7 @@ from pathlib import Path
 from skipvae.config import WHOLE, RunConfig, make_config
 from skipvae.errors import DataError
 from skipvae.records import REPO_ROOT, atomic_write_json, finished_record, read_json
-from skipvae.report.store import results_dir
+from skipvae.results import record_path, results_dir, reusable_record
 
 
 def default_profile() -> str:
@@ -71,17 +71,6 @@ def run_all(configs: list[RunConfig], experiment: str, force: bool = False, prog
     return records
 
 
-def reusable_record(cfg: RunConfig, experiment: str) -> tuple[dict | None, str]:
-    """A finished record of exactly `cfg` and the experiment that stored it: this experiment's own first, else
-    another's (e.g. the ablations share their default setting); (None, '') if there is none."""
-    here = results_dir(experiment, cfg.profile)
-    others = sorted(p for p in here.parent.glob(f"*/runs/{cfg.run_name()}.json") if p.parent.parent != here)
-    for path in [record_path(cfg, experiment), *others]:
-        record = finished_record(cfg, path)
-        if record is not None:
-            return record, path.parent.parent.name
-    return None, ""
-
 
 def checkpoint_path(cfg: RunConfig, experiment: str) -> Path | None:
     """The best checkpoint of a finished run (for figures that need the model: samples, t-SNE): the experiment's
@@ -93,10 +82,6 @@ def checkpoint_path(cfg: RunConfig, experiment: str) -> Path | None:
     return next((d / BEST for d in folders if (d / BEST).exists() and finished_record(cfg, d / RECORD) is not None),
                 None)
 
-
-def record_path(cfg: RunConfig, experiment: str) -> Path:
-    """Where `run_all` keeps a run's record: results/<experiment>/runs/<run_name>.json (smoke: under runs/)."""
-    return results_dir(experiment, cfg.profile) / "runs" / f"{cfg.run_name()}.json"
 
 
 def update_record_metrics(cfg: RunConfig, experiment: str, values: dict) -> dict:

@@ -14,6 +14,7 @@ import dataclasses
 import math
 
 from skipvae.errors import ConfigError
+from skipvae.names import DATASETS, MODELS, PROFILES
 
 SEED_MAX = 2**32 - 1
 
@@ -48,9 +49,7 @@ def _list_of(name, v, check_item, allowed):
 
 
 def _choices(kind: str) -> tuple:
-    from skipvae import config  # config imports this module: look the choices up when needed
-
-    return {"profile": config.PROFILES, "model": config.MODELS, "dataset": config.DATASETS}[kind]
+    return {"profile": PROFILES, "model": MODELS, "dataset": DATASETS}[kind]
 
 
 def _seed(name, v):

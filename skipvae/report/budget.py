@@ -131,7 +131,7 @@ def budget_table(plan: dict | None = None) -> pd.DataFrame:
     """One row per plan row: runs planned, done and still training, minutes per run and planned core-hours
     (measured where done, estimated where not: see the module), spent core-hours, and why a row is not run (None
     when it is). Planned is None while a run has no estimate."""
-    from skipvae.experiments import reusable_record
+    from skipvae.results import reusable_record
 
     plan = plan or load_plan()
     partials = partial_records()

@@ -15,7 +15,6 @@ typed by hand.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import yaml
 from skipvae.config import LATENT_MODELS, MODELS
 from skipvae.errors import DataError
 from skipvae.records import CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record
+from skipvae.results import results_dir, results_root  # noqa: F401 (re-exported: the reader's paths)
 
 PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
 
@@ -59,17 +59,6 @@ EXPERIMENTS = {e.name: e for e in (
 MAIN_EXPERIMENTS = ("mnist", "omniglot", "yahoo")
 
 
-def results_root(root: str | Path | None = None) -> Path:
-    """The results folder: `root`, else $SKIPVAE_RESULTS, else results/ in the checkout."""
-    return Path(root or os.environ.get("SKIPVAE_RESULTS") or REPO_ROOT / "results")
-
-
-def results_dir(experiment: str, profile: str) -> Path:
-    """Where an experiment's records and figures go: <results_root>/<experiment>, the folder the book reads; smoke
-    runs go to runs/smoke-results/<experiment> so that they never reach the book."""
-    if profile == "smoke":
-        return REPO_ROOT / "runs" / "smoke-results" / experiment  # never under results/, which the book reads
-    return results_root() / experiment
 
 
 def experiment(name: str) -> Experiment:
