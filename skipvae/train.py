@@ -18,6 +18,7 @@ reason and the run falls back to `last.prev.pt` or starts over, and a damaged re
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import math
 import os
@@ -170,10 +171,21 @@ def validate(model, data, cfg: RunConfig, device, split: str = "valid") -> dict:
     return {k: v / max(n, 1) for k, v in totals.items()} | curve
 
 
+def check_finite_validation(va: dict, epoch: int) -> None:
+    """TrainingError, as for a non-finite training loss, when a validation number of epoch `epoch` + 1 is NaN/inf
+    (the checkpoint of the epoch before is kept; nothing of this epoch is written)."""
+    bad = {k: v for k, v in va.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        kept = f"the last good checkpoint (end of epoch {epoch}) is kept" if epoch else "no epoch had finished"
+        raise TrainingError(f"non-finite validation {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch "
+                            f"{epoch + 1}; {kept}. Lower --lr or check the data.")
+
+
 def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: RunConfig) -> None:
     """last.pt of this epoch; the one it replaces becomes last.prev.pt."""
     atomic_torch_save({
         "config": cfg.to_dict(),
+        **run_label(cfg),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "state": vars(state),
@@ -193,7 +205,9 @@ def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) ->
         raise DataError(f"{path} does not exist") from None
     except EOFError:
         raise DataError(f"{path} is not a readable checkpoint: the file is empty") from None
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a checkpoint; give the path of a run's best.pt or last.pt") from None
+    except Exception as e:  # noqa: BLE001  a damaged file fails in many ways (bit flips: any error of the unpickler)
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path} is not a readable checkpoint: it is truncated or not a PyTorch file") from None
         if isinstance(e, pickle.UnpicklingError):
@@ -204,34 +218,65 @@ def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) ->
     missing = [k for k in keys if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise DataError(f"{path} is not a skipvae checkpoint: it lacks {missing}")
+    kinds = {"config": dict, "model": dict, "state": dict, "optimizer": dict, "torch_rng": torch.Tensor,
+             "cuda_rng": list}
+    bad = [k for k in keys if not isinstance(ckpt[k], kinds.get(k, object))]
+    if bad or not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
+        raise DataError(f"{path} is not a readable checkpoint: it is damaged (wrong types in {bad or ['model']})")
     return ckpt
+
+
+def run_label(cfg: RunConfig) -> dict:
+    """What every checkpoint carries to name its run: the run key and name (RunConfig.key, run_name)."""
+    return {"run_key": cfg.key(), "run_name": cfg.run_name()}
+
+
+def check_owner(ckpt: dict, cfg: RunConfig, path: Path) -> None:
+    """ConfigError (one line) when the checkpoint at `path` belongs to another run than `cfg`'s: its run key (or,
+    in checkpoints older than run keys, its config) differs."""
+    key = ckpt.get("run_key")
+    if (key is not None and key != cfg.key()) or not cfg.same_run(ckpt.get("config")):
+        other = ckpt.get("run_name") or key or "another run"
+        raise ConfigError(f"{path} was written by a different config (run {other}), not by {cfg.run_name()}; move "
+                          f"it away, or use a new output directory.")
 
 
 def restore(run_dir: Path, cfg: RunConfig, model, optimizer, device) -> TrainState | None:
     """Load the newest checkpoint that is intact (last.pt, else last.prev.pt) into model and optimizer and return
-    its state; None when there is none (a damaged one is reported and deleted, and the run starts over)."""
+    its state; None when there is none (a damaged one is reported and deleted, and the run starts over with the
+    model and optimizer as they were). A checkpoint of another run is refused (check_owner)."""
+    fresh = {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict()),
+             "torch_rng": torch.get_rng_state()}
     for name, fallback in ((LAST, f"falling back to {PREV}"), (PREV, "starting over from epoch 0")):
         path = run_dir / name
         if not path.exists():
             if name == LAST and (run_dir / PREV).exists():
                 note(f"{path} is missing (interrupted while being replaced); {fallback}")
             continue
+        more = fallback if name == PREV or (run_dir / PREV).exists() else "starting over from epoch 0"
         try:
             ckpt = load_checkpoint(path, map_location=device, keys=CHECKPOINT_KEYS)
         except DataError as err:
-            more = fallback if name == PREV or (run_dir / PREV).exists() else "starting over from epoch 0"
             note(f"{err}; deleting it and {more}")
             path.unlink()
             continue
-        if not cfg.same_run(ckpt["config"]):
-            raise ConfigError(f"{path} was written by a different config; use a new output directory "
-                              f"or delete it to start over.")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"].cpu())
-        if ckpt["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
-        state = TrainState(**ckpt["state"])
+        check_owner(ckpt, cfg, path)
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["torch_rng"].cpu())
+            if ckpt["cuda_rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
+            state = TrainState(**ckpt["state"])
+        except Exception as err:  # noqa: BLE001  damage that loads: wrong shapes, keys or types (e.g. bit flips)
+            model.load_state_dict(fresh["model"])
+            optimizer.load_state_dict(fresh["optimizer"])
+            torch.set_rng_state(fresh["torch_rng"])
+            why = " ".join(str(err).split())[:120]
+            note(f"{path} is not a readable checkpoint: it is damaged ({type(err).__name__}: {why}); deleting it "
+                 f"and {more}")
+            path.unlink()
+            continue
         if name == PREV:
             note(f"resuming from {path} (end of epoch {state.epoch})")
         return state
@@ -304,6 +349,9 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
                           f"or less.")
     optimizer = make_optimizer(cfg, model)
     state = restore(run_dir, cfg, model, optimizer, device)
+    if (run_dir / BEST).exists():
+        with contextlib.suppress(DataError):  # a damaged best.pt is finish's to report or rebuild
+            check_owner(load_checkpoint(run_dir / BEST), cfg, run_dir / BEST)
     if state is None:
         (run_dir / BEST).unlink(missing_ok=True)  # of a damaged run that starts over
         state = TrainState(lr=cfg.lr)
@@ -321,13 +369,14 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
         t0 = time.time()
         tr = run_epoch(forward, data, optimizer, cfg, state.epoch, device, progress)
         va = validate(model, data, cfg, device)
+        check_finite_validation(va, state.epoch)
         state.epoch += 1
         epochs_this_call += 1
         improved = va["neg_elbo"] < state.best_val
         if improved:
             state.best_val, state.best_epoch = va["neg_elbo"], state.epoch
-            atomic_torch_save({"config": cfg.to_dict(), "model": model.state_dict(), "epoch": state.epoch},
-                              run_dir / BEST)
+            atomic_torch_save({"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(),
+                               "epoch": state.epoch}, run_dir / BEST)
         dt = time.time() - t0
         state.train_time_s += dt
         state.history.append({"epoch": state.epoch, "lr": state.lr, "train_loss": tr["loss"],
@@ -372,13 +421,14 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
 
     try:
         best = load_checkpoint(run_dir / BEST, map_location=device)
+        check_owner(best, cfg, run_dir / BEST)
     except DataError as err:
         if state.best_epoch != state.epoch:
             raise TrainingError(f"{err}. It held the best model (epoch {state.best_epoch}), which the last "
                                 f"checkpoint (epoch {state.epoch}) cannot restore; delete {run_dir} to train the "
                                 f"run again.") from None
         note(f"{err}; rebuilding it from {LAST}, which holds the same epoch ({state.epoch})")
-        best = {"config": cfg.to_dict(), "model": model.state_dict(), "epoch": state.epoch}
+        best = {"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(), "epoch": state.epoch}
         atomic_torch_save(best, run_dir / BEST)
     model.load_state_dict(best["model"])
     t0 = time.time()
