@@ -195,6 +195,31 @@ def atomic_torch_save(obj, path: str | Path, previous: str | Path | None = None)
     return path
 
 
+def payload_digest(obj) -> str:
+    """sha256 of a checkpoint's contents (every tensor's bytes, dtype and shape, every other value's repr, in key
+    order): written with a checkpoint and checked when it loads, so that a bit flip in its tensors is caught."""
+    import hashlib
+
+    h = hashlib.sha256()
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            t = item.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(item.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(item, dict):
+            h.update(f"D{len(item)}".encode())
+            for key in sorted(item, key=repr, reverse=True):  # popped in key order
+                stack.extend([item[key], key])
+        elif isinstance(item, (list, tuple)):
+            h.update(f"L{len(item)}".encode())
+            stack.extend(reversed(item))
+        else:
+            h.update(f"V{item!r};".encode())
+    return h.hexdigest()
+
+
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 

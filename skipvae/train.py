@@ -35,8 +35,8 @@ from tqdm import tqdm
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError, DataError, TrainingError
 from skipvae.params import check_device
-from skipvae.records import (RunRecord, atomic_torch_save, atomic_write_json, finished_record, note, provenance,
-                             remove_stale_temporaries)
+from skipvae.records import (RunRecord, atomic_torch_save, atomic_write_json, finished_record, note, payload_digest,
+                             provenance, remove_stale_temporaries)
 
 LAST, PREV, BEST, RECORD, LOCK = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock"
 CHECKPOINT_KEYS = ("config", "model", "optimizer", "state", "torch_rng", "cuda_rng")
@@ -183,7 +183,7 @@ def check_finite_validation(va: dict, epoch: int) -> None:
 
 def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: RunConfig) -> None:
     """last.pt of this epoch; the one it replaces becomes last.prev.pt."""
-    atomic_torch_save({
+    atomic_torch_save(with_digest({
         "config": cfg.to_dict(),
         **run_label(cfg),
         "model": model.state_dict(),
@@ -191,7 +191,7 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: Run
         "state": vars(state),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }, run_dir / LAST, previous=run_dir / PREV)
+    }), run_dir / LAST, previous=run_dir / PREV)
 
 
 def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) -> dict:
@@ -221,9 +221,17 @@ def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) ->
     kinds = {"config": dict, "model": dict, "state": dict, "optimizer": dict, "torch_rng": torch.Tensor,
              "cuda_rng": list}
     bad = [k for k in keys if not isinstance(ckpt[k], kinds.get(k, object))]
+    if "digest" in ckpt and payload_digest({k: v for k, v in ckpt.items() if k != "digest"}) != ckpt["digest"]:
+        raise DataError(f"{path} is not a readable checkpoint: it is damaged (its contents do not match the "
+                        f"checksum written with it)")
     if bad or not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
         raise DataError(f"{path} is not a readable checkpoint: it is damaged (wrong types in {bad or ['model']})")
     return ckpt
+
+
+def with_digest(ckpt: dict) -> dict:
+    """`ckpt` with its payload_digest (under 'digest'), which load_checkpoint checks."""
+    return {**ckpt, "digest": payload_digest(ckpt)}
 
 
 def run_label(cfg: RunConfig) -> dict:
@@ -375,8 +383,8 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
         improved = va["neg_elbo"] < state.best_val
         if improved:
             state.best_val, state.best_epoch = va["neg_elbo"], state.epoch
-            atomic_torch_save({"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(),
-                               "epoch": state.epoch}, run_dir / BEST)
+            atomic_torch_save(with_digest({"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(),
+                                           "epoch": state.epoch}), run_dir / BEST)
         dt = time.time() - t0
         state.train_time_s += dt
         state.history.append({"epoch": state.epoch, "lr": state.lr, "train_loss": tr["loss"],
@@ -428,7 +436,8 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
                                 f"checkpoint (epoch {state.epoch}) cannot restore; delete {run_dir} to train the "
                                 f"run again.") from None
         note(f"{err}; rebuilding it from {LAST}, which holds the same epoch ({state.epoch})")
-        best = {"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(), "epoch": state.epoch}
+        best = with_digest({"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(),
+                            "epoch": state.epoch})
         atomic_torch_save(best, run_dir / BEST)
     model.load_state_dict(best["model"])
     t0 = time.time()
