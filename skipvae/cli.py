@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from skipvae.config import (ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, PROFILES, WHOLE, RunConfig,
@@ -176,9 +177,10 @@ def check_weights_fit(path: Path, cfg: RunConfig, ckpt: dict) -> None:
     weights = ckpt["model"]
     vocab = next((w.shape[0] for k, w in weights.items() if k.endswith("embedding.weight") and w.dim() == 2), None)
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():  # meta: shapes only, no memory, no copies
+            warnings.simplefilter("ignore")
             model = build_model(cfg, vocab_size=vocab if cfg.arch == "lstm" else None)
-        model.load_state_dict(weights, strict=True)
+            model.load_state_dict(weights, strict=True)
     except (RuntimeError, ConfigError) as err:
         first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))[:160]
         raise ConfigError(f"{path} holds the weights of another model than its config ({cfg.run_name()}): "

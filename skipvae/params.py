@@ -187,12 +187,12 @@ def check_device(device) -> "str | None":
     _fail("device", device, f"valid devices on this machine: {allowed}")
 
 
-def check_out_dir(name: str, path) -> str:
+def check_out_dir(name: str, path, _parents_only: bool = False) -> str:
     """`path` if it is, or can become, a folder (it and every existing parent are folders); else ConfigError."""
     from pathlib import Path
 
     given = Path(path)
-    for part in (given, *given.parents):
+    for part in given.parents if _parents_only else (given, *given.parents):
         if part.exists() or part.is_symlink():
             if not part.is_dir():
                 what = "is a file" if part == given else f"is inside {part}, which is a file"
@@ -205,8 +205,6 @@ def check_out_file(name: str, path) -> str:
     """`path` if a file can be written there (not a folder, its parent a folder or missing); else ConfigError."""
     from pathlib import Path
 
-    given = Path(path)
-    if given.is_dir() or str(path).endswith(("/", "\\")):
+    if Path(path).is_dir() or str(path).endswith(("/", "\\")):
         _fail(name, str(path), "it is a folder; give the path of a file to write, e.g. metrics.json")
-    check_out_dir(name, given.parent)
-    return str(path)
+    return check_out_dir(name, path, _parents_only=True)
