@@ -11,7 +11,7 @@ from pathlib import Path
 from skipvae.config import (ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, PROFILES, WHOLE, RunConfig,
                             make_config)
 from skipvae import __version__
-from skipvae.errors import ConfigError, SkipVAEError
+from skipvae.errors import ConfigError, Interrupted, SkipVAEError
 from skipvae.params import check_device, check_out_dir, check_out_file, check_param
 
 
@@ -336,6 +336,13 @@ def main(argv=None) -> int:
                 "verdicts": cmd_verdicts}
     try:
         return handlers[args.command](args)
+    except Interrupted as err:
+        print(f"skipvae: {err}", file=sys.stderr)
+        return 128 + err.signum
+    except KeyboardInterrupt:
+        print("skipvae: stopped at once (Ctrl-C); the last checkpoint written is intact: run the same command again "
+              "to resume.", file=sys.stderr)
+        return 130
     except SkipVAEError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -22,8 +22,10 @@ where an uninterrupted one would, the final record does not depend on how the ru
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,26 +184,95 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+_WORKER = {"stopped": False, "busy": False}  # a --jobs worker told to stop starts no further run
+
+
 def _run_local_job(cfg_dict: dict, run_dir: str, time_budget_s, data_dir, max_epochs) -> tuple[str, int]:
+    from skipvae.errors import Interrupted
+
+    if _WORKER["stopped"]:
+        raise Interrupted(f"{Path(run_dir).name} not started: the sweep is stopping", 15)
     cfg = RunConfig.from_dict(cfg_dict)
-    return run_dir, run_to_completion(cfg, Path(run_dir), time_budget_s, data_dir, max_epochs)
+    _WORKER["busy"] = True
+    try:
+        return run_dir, run_to_completion(cfg, Path(run_dir), time_budget_s, data_dir, max_epochs)
+    except (Interrupted, KeyboardInterrupt):
+        _WORKER["stopped"] = True
+        raise
+    finally:
+        _WORKER["busy"] = False
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """A `--jobs` worker: its threads, and it stops (SIGTERM: at the end of its epoch, last.pt written) when the
+    driver dies, even by kill -9: PR_SET_PDEATHSIG on Linux, and a watchdog of the parent pid everywhere."""
+    import signal
+    import threading
+
+    _set_threads(threads)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # between runs (a run's training has its own handlers)
+        signal.signal(signum, lambda *_: _WORKER.update(stopped=True))
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)  # the run stops at the end of its epoch (last.pt written) ...
+        while _WORKER["busy"]:
+            time.sleep(0.2)
+        os._exit(143)  # ... and then the worker, which would otherwise wait for jobs from a dead driver
+
+    threading.Thread(target=watch, name="skipvae-parent-watchdog", daemon=True).start()
 
 
 def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run: int | None, time_budget_s,
                  data_dir, max_epochs) -> None:
     """Train the runs of `todo`, `jobs` at a time, each in a fresh process (spawned: no state shared with this
-    one) with `threads_per_run` CPU threads (default: cpu_count // jobs, at least 1)."""
+    one) with `threads_per_run` CPU threads (default: cpu_count // jobs, at least 1).
+
+    SIGINT or SIGTERM to the driver: runs not started are dropped, the running ones are told (SIGTERM) to stop at
+    the end of their epoch, and Interrupted says how to resume. Workers stop when the driver dies (_init_worker)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import signal
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from skipvae.errors import Interrupted
+    from skipvae.train import stop_requests
 
     threads = threads_per_run or max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_set_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
-                   for cfg, d in todo]
-        for future in as_completed(futures):
-            run_dir, pieces = future.result()  # re-raises a run's error
-            print(f"finished {Path(run_dir).name} in {pieces} piece(s)")
+    with stop_requests() as stop, ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+            initargs=(threads, os.getpid())) as pool:
+        pending = {pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
+                   for cfg, d in todo}
+        told = False
+        while pending:
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.cancelled():
+                    continue
+                try:
+                    run_dir, pieces = future.result()  # re-raises a run's error
+                except (Interrupted, BrokenProcessPool):
+                    if stop["signal"] is None:
+                        raise
+                    continue
+                print(f"finished {Path(run_dir).name} in {pieces} piece(s)")
+            if stop["signal"] is not None and not told:
+                told = True
+                for future in pending:
+                    future.cancel()
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, signal.SIGTERM)
+        if stop["signal"] is not None:
+            raise Interrupted(f"sweep stopped by {signal.Signals(stop['signal']).name}: each running run stopped at "
+                              f"the end of an epoch; run the same command again to resume.", stop["signal"])
 
 
 def make_executor(kind: str, folder: Path, time_budget_s: float | None, slurm: dict | None = None):

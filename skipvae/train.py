@@ -23,7 +23,10 @@ import fcntl
 import math
 import os
 import pickle
+import signal
 import socket
+import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -33,12 +36,12 @@ import torch
 from tqdm import tqdm
 
 from skipvae.config import RunConfig
-from skipvae.errors import ConfigError, DataError, TrainingError
+from skipvae.errors import ConfigError, DataError, Interrupted, TrainingError
 from skipvae.params import check_device
 from skipvae.records import (RunRecord, atomic_torch_save, atomic_write_json, finished_record, note, payload_digest,
                              provenance, remove_stale_temporaries)
 
-LAST, PREV, BEST, RECORD, LOCK = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock"
+LAST, PREV, BEST, RECORD, LOCK, LOG = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock", "train.log"
 CHECKPOINT_KEYS = ("config", "model", "optimizer", "state", "torch_rng", "cuda_rng")
 
 
@@ -310,6 +313,57 @@ def run_lock(run_dir: Path):
         yield
 
 
+_STOP = {"signal": None}  # set by stop_requests' handler: the signal that asked training to stop
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """While training: SIGINT or SIGTERM asks to stop at the next safe point (the end of the epoch, once last.pt is
+    written: check_stop); a second SIGINT stops at once (KeyboardInterrupt). The main thread only; the previous
+    handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield _STOP
+        return
+
+    def handler(signum, frame):
+        if _STOP["signal"] is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        _STOP["signal"] = signum
+        note(f"{signal.Signals(signum).name}: stopping at the end of this epoch, once last.pt is written "
+             f"(Ctrl-C again to stop at once)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    _STOP["signal"] = None
+    try:
+        yield _STOP
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        _STOP["signal"] = None
+
+
+def check_stop(run_dir: Path, epoch: int) -> None:
+    """Interrupted (one line saying how to resume) when a signal asked to stop; call at safe points only."""
+    signum = _STOP["signal"]
+    if signum is not None:
+        where = f"at the end of epoch {epoch}, {run_dir / LAST} written" if epoch else "before the first epoch"
+        raise Interrupted(f"stopped by {signal.Signals(signum).name} {where}; run the same command again to resume.",
+                          signum)
+
+
+def log_epoch(run_dir: Path, cfg: RunConfig, state: TrainState) -> None:
+    """One line per epoch (epoch, updates, losses, seconds) to stderr and to run_dir/train.log."""
+    h = state.history[-1]
+    line = (f"{run_dir.name} epoch {h['epoch']}/{cfg.epochs}: {h['updates']} updates, train loss "
+            f"{h['train_loss']:.3f} rec {h['train_rec']:.3f} kl {h['train_kl']:.3f} | val -elbo "
+            f"{h['val_neg_elbo']:.3f} kl {h['val_kl']:.3f} | {h['time_s']:.1f}s")
+    tqdm.write(f"skipvae: {line}", file=sys.stderr)
+    with contextlib.suppress(OSError), open(run_dir / LOG, "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+
 def update_lr_schedule(cfg: RunConfig, state: TrainState, improved: bool, optimizer) -> None:
     """Text schedule (official SA-VAE): after `lr_decay_after` epochs, halve the lr whenever validation does not
     improve; once halving has started, halve every epoch; stop when lr < min_lr."""
@@ -342,7 +396,8 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
     with run_lock(run_dir):
         for tmp in remove_stale_temporaries(run_dir):
             note(f"removed {tmp}, a temporary file left by an interrupted write")
-        return _train_piece(cfg, run_dir, data_dir, device, progress, time_budget_s, evaluate_test, max_epochs)
+        with stop_requests():
+            return _train_piece(cfg, run_dir, data_dir, device, progress, time_budget_s, evaluate_test, max_epochs)
 
 
 def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time_budget_s, evaluate_test,
@@ -366,6 +421,7 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
         torch.manual_seed(cfg.seed + 1)  # training noise stream, independent of the init stream
 
     forward = training_forward(cfg, model)
+    check_stop(run_dir, state.epoch)
     epochs_this_call = 0
     while state.epoch < cfg.epochs and not state.stopped_early:
         if max_epochs is not None and epochs_this_call >= max_epochs:
@@ -395,9 +451,8 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
                               "time_s": dt, "examples_per_s": tr["examples"] / dt})
         update_lr_schedule(cfg, state, improved, optimizer)
         save_checkpoint(run_dir, model, optimizer, state, cfg)
-        if progress:
-            tqdm.write(f"epoch {state.epoch}: train loss {tr['loss']:.3f} kl {tr['kl']:.3f} | "
-                       f"val -elbo {va['neg_elbo']:.3f} kl {va['kl']:.3f} | {dt:.0f}s")
+        log_epoch(run_dir, cfg, state)
+        check_stop(run_dir, state.epoch)
 
     record = finish(cfg, run_dir, data, model, state, device, evaluate_test, origin, data_dir)
     atomic_write_json(run_dir / RECORD, record)

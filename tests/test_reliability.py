@@ -9,8 +9,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -359,3 +361,76 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out == f"skipvae {__version__}\n"
+
+
+# --------------------------------------------------------------------------------------------------- 4: signals
+
+def slow_cli(out: Path, args: list, seconds: float = 1.5) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)]), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(HERE / "slow_runner.py"), str(seconds), *args, "--out", str(out)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(proc: subprocess.Popen, marker: str, times: int = 1) -> list[str]:
+    lines = []
+    while sum(marker in line for line in lines) < times:
+        line = proc.stderr.readline()
+        assert line, f"the process ended before {marker!r}: {''.join(lines)}"
+        lines.append(line)
+    return lines
+
+
+TRAIN_ARGS = ["train", "--arch", "mlp", "--profile", "smoke", "--epochs", "20", "--no-progress"]
+SIGNAL_CASES = [  # (signals sent during the 2nd epoch's validation, exit code, epoch of last.pt, words)
+    ([signal.SIGTERM], 143, 2, ["stopped by SIGTERM at the end of epoch 2", "run the same command again to resume"]),
+    ([signal.SIGINT], 130, 2, ["stopped by SIGINT at the end of epoch 2", "run the same command again to resume"]),
+    ([signal.SIGTERM, signal.SIGTERM], 143, 2, ["stopped by SIGTERM at the end of epoch 2"]),
+    ([signal.SIGINT, signal.SIGINT], 130, 1, ["stopped at once (Ctrl-C)", "run the same command again to resume"]),
+]
+
+
+@pytest.mark.parametrize("signals,code,epoch,words", SIGNAL_CASES,
+                         ids=["+".join(s.name for s in c[0]) for c in SIGNAL_CASES])
+def test_a_signal_stops_training_at_the_next_safe_point(signals, code, epoch, words, tmp_path):
+    proc = slow_cli(tmp_path, TRAIN_ARGS)
+    lines = wait_for(proc, "validating", times=2)
+    for signum in signals:
+        proc.send_signal(signum)
+        time.sleep(0.3)
+    out, err = proc.communicate(timeout=120)
+    err = "".join(lines) + err
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    (folder,) = tmp_path.iterdir()
+    assert load_checkpoint(folder / LAST, keys=engine.CHECKPOINT_KEYS)["state"]["epoch"] == epoch
+    assert (folder / engine.LOG).read_text().count(" epoch ") == epoch  # one log line per epoch
+
+
+def test_killing_the_sweep_driver_stops_its_workers_at_a_checkpoint(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(json.dumps({"name": "t", "base": {"dataset": "mnist", "arch": "mlp", "profile": "smoke",
+                                                       "epochs": 20}, "grid": {"seed": [0, 1]}}))
+    driver = slow_cli(tmp_path / "runs", ["sweep", str(sweep), "--jobs", "2", "--threads-per-run", "1"])
+    lines = wait_for(driver, "validating", times=2)
+    workers = {int(line.split()[2]) for line in lines if "validating" in line}
+    driver.kill()
+    driver.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.5)
+    assert not any(alive(pid) for pid in workers), "the workers outlived their driver"
+    folders = list((tmp_path / "runs" / "t").iterdir())
+    assert folders and all((f / LAST).exists() for f in folders)  # each stopped at the end of an epoch
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie of a dead parent is reaped by init; count it as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    return True
