@@ -434,3 +434,16 @@ def alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
     return True
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-progress"]], ids=["progress bar", "no progress"])
+def test_stdout_is_the_result_and_each_epoch_logs_one_line(flags, tmp_path, capsys):
+    argv = ["train", "--arch", "mlp", "--profile", "smoke", "--epochs", "2", "--n-train", "50", "--out", str(tmp_path)]
+    assert main(argv + flags) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "finished"  # nothing but the result on stdout
+    lines = [line for line in captured.err.splitlines() if " epoch " in line]
+    assert [line.split(" epoch ")[1][:4] for line in lines] == ["1/2:", "2/2:"], captured.err
+    assert all("updates" in line and "train loss" in line and line.endswith("s") for line in lines)
+    (folder,) = tmp_path.iterdir()
+    assert len((folder / engine.LOG).read_text().splitlines()) == 2
