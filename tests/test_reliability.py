@@ -447,3 +447,31 @@ def test_stdout_is_the_result_and_each_epoch_logs_one_line(flags, tmp_path, caps
     assert all("updates" in line and "train loss" in line and line.endswith("s") for line in lines)
     (folder,) = tmp_path.iterdir()
     assert len((folder / engine.LOG).read_text().splitlines()) == 2
+
+
+SWEEP_SIGNAL_CASES = [  # (how the signal is sent, exit code): Ctrl-C reaches the whole process group
+    ("Ctrl-C", 130),
+    ("SIGTERM to the driver", 143),
+]
+
+
+@pytest.mark.parametrize("how,code", SWEEP_SIGNAL_CASES, ids=[c[0] for c in SWEEP_SIGNAL_CASES])
+def test_a_signal_stops_a_parallel_sweep_at_checkpoints(how, code, tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(json.dumps({"name": "t", "base": {"dataset": "mnist", "arch": "mlp", "profile": "smoke",
+                                                       "epochs": 20}, "grid": {"seed": [0, 1, 2]}}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)]), "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen([sys.executable, str(HERE / "slow_runner.py"), "1.5", "sweep", str(sweep), "--jobs", "2",
+                               "--threads-per-run", "1", "--out", str(tmp_path / "runs")], stderr=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    lines = wait_for(driver, "validating", times=3)
+    if how == "Ctrl-C":
+        os.killpg(driver.pid, signal.SIGINT)
+    else:
+        driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    err = "".join(lines) + err
+    assert driver.returncode == code, err
+    assert "Traceback" not in err and "run the same command again to resume" in err, err
+    folders = list((tmp_path / "runs" / "t").iterdir())
+    assert len(folders) == 2 and all((f / LAST).exists() for f in folders)  # the third run never started
