@@ -5,6 +5,7 @@ A run lives in its own directory:
     last.prev.pt the checkpoint of the epoch before (the fallback if last.pt is damaged)
     best.pt      the model with the best validation negative ELBO so far
     record.json  the final record: config, test metrics, curves, best epoch, provenance, wall time
+    train.log    one line per epoch (epoch, updates, losses, seconds), also printed to stderr
 
 `train(cfg, run_dir)` resumes from `last.pt` when it exists, and an interrupted-then-resumed run ends with
 exactly the numbers of an uninterrupted one on CPU: data order and binarization depend only on (seed, epoch),
@@ -12,7 +13,9 @@ and the torch RNG state (reparameterization noise, dropout) is saved with every 
 
 Damage is survived or reported: a run folder is locked while a process trains in it (`.lock`), temporary files
 of interrupted writes are removed when a run starts, a checkpoint that does not load is reported by path and
-reason and the run falls back to `last.prev.pt` or starts over, and a damaged record is rebuilt.
+reason and the run falls back to `last.prev.pt` or starts over, and a damaged record is rebuilt. Every checkpoint
+carries its run key (another run's file is refused) and a checksum of its contents (a bit flip counts as damage).
+SIGINT or SIGTERM stops at the end of the epoch, once last.pt is written; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
