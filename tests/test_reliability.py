@@ -112,8 +112,11 @@ def test_a_sweep_file_named_by_a_bad_stem_is_refused(tmp_path):
 
 
 def record_of(runs: Path, **changes) -> dict:
+    from skipvae.config import RunConfig
+
     record = json.loads((runs / "done" / RECORD).read_text())
     record["config"]["profile"] = "cpu"  # smoke records would be collected into the checkout's runs/smoke-results
+    record["name"] = RunConfig.from_dict(record["config"]).run_name()
     for key, value in changes.items():
         if key.startswith("config."):
             record["config"][key[len("config."):]] = value
@@ -125,6 +128,7 @@ def record_of(runs: Path, **changes) -> dict:
 COLLECT_CASES = [  # (record changes or a folder, experiment, words of the one-line error)
     (dict(name="../../../evil"), "mnist", ["record name='../../../evil.json'", "plain name"]),
     (dict(name="/tmp/evil"), "mnist", ["record name='/tmp/evil.json'"]),
+    (dict(name=smoke(seed=5).run_name()), "mnist", ["is named 'mnist-mlp-vae-z4-l2-s5-", "its config is run"]),
     ({}, "yahoo", ["dataset='mnist'", "--experiment mnist"]),
     ({"config.profile": "nope"}, "mnist", ["unknown profile 'nope'", "smoke, cpu, paper"]),
     ({"config.model": "lm"}, "mnist", ["cannot be collected"]),

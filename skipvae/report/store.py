@@ -293,9 +293,10 @@ def collect_sweep(sweep_dir: str | Path, experiment: str) -> list[Path]:
         record = read_record(path)
         if record["status"] != "finished":
             continue
+        runs = results_dir(experiment, str(record["config"]["profile"])) / "runs"
+        out = inside(runs, f"{record['name']}.json", "record name")
         check_collected(record, experiment, path)
-        runs = results_dir(experiment, record["config"]["profile"]) / "runs"
-        todo.append((inside(runs, f"{record['name']}.json", "record name"), record))
+        todo.append((out, record))
     copied = []
     for out, record in todo:
         if not out.exists() or json.loads(out.read_text()) != record:
@@ -307,7 +308,7 @@ def collect_sweep(sweep_dir: str | Path, experiment: str) -> list[Path]:
 def check_collected(record: dict, experiment: str, path: Path) -> None:
     """DataError naming `path` when a finished record cannot be one of `experiment`'s runs: its config is not a
     valid run config (e.g. an unknown profile), its dataset is not the experiment's, or its model is not one that
-    the experiment trains."""
+    the experiment trains, or its name is not its config's run name."""
     from skipvae.config import RunConfig
     from skipvae.errors import ConfigError
 
@@ -322,3 +323,6 @@ def check_collected(record: dict, experiment: str, path: Path) -> None:
     if exp.models and cfg.model not in exp.models:
         raise DataError(f"run record {path} has model={cfg.model!r}, but experiment {experiment!r} holds the "
                         f"models {', '.join(exp.models)}")
+    if record["name"] != cfg.run_name():  # it would overwrite the record of the run it names
+        raise DataError(f"run record {path} is named {record['name']!r}, but its config is run {cfg.run_name()!r}; "
+                        f"a record is named by its config (RunConfig.run_name)")
