@@ -118,7 +118,7 @@ def expand_sweep(spec: dict, default_name: str = "sweep") -> Sweep:
     (duplicates removed, first occurrence kept)."""
     if not isinstance(spec, dict) or not set(spec) <= {"name", "base", "grid"}:
         raise ConfigError("a sweep file is a mapping with keys name, base and grid; got "
-                          f"{sorted(spec) if isinstance(spec, dict) else type(spec).__name__}")
+                          f"{sorted(map(str, spec)) if isinstance(spec, dict) else type(spec).__name__}")
     if not isinstance(spec.get("base") or {}, dict):
         raise ConfigError(f"sweep base={spec['base']!r} is impossible: it must be a mapping of config options to "
                           "values, e.g. base: {model: vae, seed: 0}")

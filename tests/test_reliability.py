@@ -315,6 +315,8 @@ YAML_CASES = [  # (file content, words of the one-line error)
     (b"grid: {}\n", ["grid={}", "one run: grid: {seed: [0]}"]),
     (b"base: {dataset: mnist}\n", ["grid=None"]),
     (b"grid: [{}]\n", ["grid=[{}]"]),
+    (b"1: 2\ngrid: {seed: [0]}\n", ["keys name, base and grid", "['1', 'grid']"]),
+    (b"- just\n- a list\n", ["keys name, base and grid", "got list"]),
     (b"grid: &g {seed: [0], x: *g}\n", ["more than 100000 values"]),
     (b"grid: {seed: &l [0, *l]}\n", ["more than 100000 values"]),
 ]
