@@ -9,7 +9,9 @@ A sweep file:
       seed: [0, 1, 2]
 
 `grid` may also be a list of such mappings: the union of their products, in order (e.g. three seeds at some
-depths and one at the others).
+depths and one at the others). A grid names at least one option (one run: `grid: {seed: [0]}`); `name` is a plain
+folder name (letters, digits, '.', '_', '-'). Files that are not small plain UTF-8 YAML (tags such as !!python,
+more than 100 aliases, more than 100,000 values once expanded) are refused before anything runs.
 
 `--jobs N` (local executor) trains N runs at once on this machine, each in its own process with its share of
 the CPU threads (`threads_per_run`, default cpu_count // N) or, on a GPU, sharing the one device. A run's
