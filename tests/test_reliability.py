@@ -414,10 +414,10 @@ def test_a_signal_stops_training_at_the_next_safe_point(signals, code, epoch, wo
     assert (folder / engine.LOG).read_text().count(" epoch ") == epoch  # one log line per epoch
 
 
-def test_killing_the_sweep_driver_stops_its_workers_at_a_checkpoint(tmp_path):
+def test_killing_the_sweep_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     sweep = tmp_path / "s.yaml"
     sweep.write_text(json.dumps({"name": "t", "base": {"dataset": "mnist", "arch": "mlp", "profile": "smoke",
-                                                       "epochs": 20}, "grid": {"seed": [0, 1]}}))
+                                                       "epochs": 8}, "grid": {"seed": [0, 1]}}))
     driver = slow_cli(tmp_path / "runs", ["sweep", str(sweep), "--jobs", "2", "--threads-per-run", "1"])
     lines = wait_for(driver, "validating", times=2)
     workers = {int(line.split()[2]) for line in lines if "validating" in line}
@@ -427,8 +427,17 @@ def test_killing_the_sweep_driver_stops_its_workers_at_a_checkpoint(tmp_path):
     while time.time() < deadline and any(alive(pid) for pid in workers):
         time.sleep(0.5)
     assert not any(alive(pid) for pid in workers), "the workers outlived their driver"
-    folders = list((tmp_path / "runs" / "t").iterdir())
-    assert folders and all((f / LAST).exists() for f in folders)  # each stopped at the end of an epoch
+    folders = [f for f in (tmp_path / "runs" / "t").iterdir() if (f / LAST).exists()]
+    assert folders  # each run that had started an epoch stopped at its end, last.pt written
+    done = {f: load_checkpoint(f / LAST, keys=engine.CHECKPOINT_KEYS)["state"]["epoch"] for f in folders}
+    from skipvae.sweep import run_sweep
+
+    rows = run_sweep(sweep, out=tmp_path / "runs", time_budget_s=None)  # the rerun resumes each from its last.pt
+    assert all(row["finished"] for row in rows)
+    for folder, epoch in done.items():
+        log = (folder / engine.LOG).read_text().splitlines()
+        epochs = [int(line.split(" epoch ")[1].split("/")[0]) for line in log]
+        assert epochs == list(range(1, epoch + 1)) + list(range(epoch + 1, 9)), (epoch, epochs)
 
 
 def alive(pid: int) -> bool:
