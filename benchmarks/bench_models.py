@@ -18,7 +18,8 @@ Measures
       with its FLOPs per step (torch.utils.flop_counter) and the fraction of the matmul rate of its precision;
   (c) one SVI step of SA-VAE against a VAE step: (t_SA(K) - t_VAE) / K / t_VAE, K = --svi-steps;
   (d) the weak MLP model, and the LSTM VAE in tokens/s at the cpu profile's sizes and at the paper's sizes
-      (1024 units, 512-d embeddings, 20k words; sentences cut to --paper-len tokens), fp32 and bf16;
+      (1024 units, 512-d embeddings, 20k words; sentences cut to --paper-len tokens), fp32 and bf16; Table 3's
+      largest MLP Skip-VAE eager, with the fused Adam, and with cfg.compile_step (--mlp-step: these alone);
   (e) --profile: the operators that take the time of one bf16 PixelCNN VAE step (torch.profiler);
   (f) --sa-text alone: (c) for the LSTM at the cpu profile's Yahoo sizes and its own K (sizes the SA rows of
       the cpu plan; a few minutes at 1 thread).
@@ -136,12 +137,12 @@ class Workload:
     clipping + Adam step on a fixed batch. `items` counts what the step processes (images or tokens)."""
 
     def __init__(self, name: str, model, batch, loss_fn=None, unit: str = "img", amp: bool = False,
-                 items: int | None = None, group: str | None = None):
+                 items: int | None = None, group: str | None = None, fused: bool = False):
         self.name, self.model, self.batch, self.unit, self.amp = name, model, batch, unit, amp
         self.group = group  # workloads of one group are compared with the group's reference
         self.items = items if items is not None else batch.shape[0]
         self.loss_fn = loss_fn or (lambda m, x: m(x)["loss"])
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
         self.times: list[float] = []
         self.flops: int | None = None
         self.extra: dict = {}
@@ -227,6 +228,26 @@ def pixelcnn(model: str, quick: bool, **overrides):
     return build_model(make_config("mnist", model, "smoke" if quick else "paper", **overrides))
 
 
+def mlp_step_workloads(quick: bool, x: torch.Tensor) -> list[Workload]:
+    """Table 3's largest weak MLP model (Skip-VAE, 4 decoder layers, paper sizes) three ways: eager with PyTorch's
+    default Adam (the cpu profile), eager with the fused Adam, and cfg.compile_step (skipvae.train.training_forward:
+    inductor-compiled forward, eager's noise stream, fused Adam), the paper profile's step."""
+    from skipvae.train import training_forward
+
+    cfg = make_config("mnist", "skip-vae", "smoke" if quick else "paper", arch="mlp", dec_layers=4)
+    loads = []
+    for variant, fused, compiled in (("eager", False, False), ("eager fused Adam", True, False),
+                                     ("compile_step", True, True)):
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        w = Workload(f"mlp skip-vae l4 {variant}", model, x, group="mlp skip-vae l4", fused=fused)
+        if compiled:
+            forward = training_forward(cfg, model)
+            w.loss_fn = lambda m, batch, f=forward: f(batch, beta=torch.tensor(1.0))["loss"]
+        loads.append(w)
+    return loads
+
+
 def profile_step(w: Workload, top: int = 12) -> list[dict]:
     """The operators that take the time of one step of `w` (self CPU time, torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -253,6 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile", action="store_true", help="profile one bf16 PixelCNN VAE step")
     ap.add_argument("--quick", action="store_true", help="tiny models, one round: checks the script runs")
     ap.add_argument("--sa-text", action="store_true", help="only (f): SA-VAE against the VAE, LSTM, cpu sizes")
+    ap.add_argument("--mlp-step", action="store_true",
+                    help="only the weak MLP model's step: eager, fused Adam, compile_step (Table 3's runs)")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -263,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.sa_text:
         return sa_text(args)
-    n_mm = 512 if args.quick else 2048
+    n_mm = args.matmul_size = 512 if args.quick else 2048
     peaks = {"fp32": [matmul_gflops(torch.float32, n_mm)], "bf16": [matmul_gflops(torch.bfloat16, n_mm)]}
 
     def probe():
@@ -272,6 +295,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     x = images(8 if args.quick else 50)
     layers = 2 if args.quick else args.layers
+    if args.mlp_step:
+        return finish(args, peaks, [], [], mlp_step_workloads(args.quick, x), probe)
 
     # (b) PixelCNN VAE / Skip-VAE: skipvae fp32 / bf16 against the official way (re-statement, official code).
     pixel = []
@@ -320,8 +345,19 @@ def main(argv: list[str] | None = None) -> dict:
             others.append(Workload(f"lstm vae {profile} sizes (emb {cfg.emb_dim}, hidden {cfg.dec_hidden}, "
                                    f"len {length})" + (" bf16" if amp else ""), build_model(cfg, vocab_size=vocab),
                                    text, unit="tok", amp=amp, items=tokens, group=f"lstm vae {profile}"))
-    for w in others:
+    others += mlp_step_workloads(args.quick, x)
+    return finish(args, peaks, pixel, sa_loads, others, probe)
+
+
+def finish(args, peaks: dict, pixel: list, sa_loads: list, others: list, probe) -> dict:
+    """Time `others` in rounds (FLOPs counted on the eager ones; a compiled step computes the same), then the
+    ratios of medians within each group, the table and the JSON."""
+    eager = [w for w in others if "compile_step" not in w.name]
+    for w in eager:
         w.count_flops()
+    for w in others:
+        if w.flops is None:  # the compiled step: the FLOPs of its group's eager step
+            w.flops = next(q.flops for q in eager if q.group == w.group)
     run_rounds(others, args.repeats, args.steps, probe=probe)
 
     best = {k: max(v) for k, v in peaks.items()}
@@ -342,10 +378,10 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "matmul_size": n_mm, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
+        "matmul_size": args.matmul_size, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
         "workloads": rows,
     }
-    if args.profile:
+    if args.profile and pixel:
         w = next(w for w in pixel if w.name == "pixelcnn vae skipvae bf16")
         results["profile_pixelcnn_vae_bf16"] = profile_step(w)
     try:

@@ -6,12 +6,14 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from skipvae.config import (ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, PROFILES, WHOLE, RunConfig,
                             make_config)
-from skipvae.errors import ConfigError, SkipVAEError
-from skipvae.params import check_device, check_param
+from skipvae import __version__
+from skipvae.errors import ConfigError, Interrupted, SkipVAEError
+from skipvae.params import check_device, check_out_dir, check_out_file, check_param
 from skipvae.report.store import EXPERIMENTS
 
 
@@ -22,7 +24,14 @@ def split_size(text: str):
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid split size {text!r}: an integer or '{WHOLE}'") from None
+        pass
+    try:  # 1e12, 5e4: a whole number in float notation, checked against the split like any size
+        number = float(text)
+        if number.is_integer():
+            return int(number)
+    except (ValueError, OverflowError):
+        pass
+    raise argparse.ArgumentTypeError(f"invalid split size {text!r}: an integer or '{WHOLE}'")
 
 TRAIN_OPTIONS = {  # option -> (type, help); every option defaults to the profile's value
     "latent_dim": (int, "latent dimension (paper: 20 images, 32 text)"),
@@ -124,6 +133,7 @@ def cmd_train(args) -> int:
         return 0
     check_device(args.device)
     check_param("time_budget", args.time_budget, "optional_positive_float")
+    check_out_dir("out", args.out)
     run_dir = Path(args.out) / cfg.run_name()
     record = train(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                    time_budget_s=args.time_budget)
@@ -138,12 +148,18 @@ def cmd_evaluate(args) -> int:
         raise SkipVAEError(f"no checkpoint at {path}; give the path of a run's best.pt or last.pt")
     check_param("iw_samples", args.iw_samples, "optional_positive_int")
     check_device(args.device)
+    if args.out:
+        check_out_file("out", args.out)
     from skipvae.metrics import evaluate
     from skipvae.records import atomic_write_json
     from skipvae.train import build, load_checkpoint
 
     ckpt = load_checkpoint(path)  # DataError naming the file if it is damaged or not a checkpoint
-    cfg = RunConfig.from_dict(ckpt["config"]).validate()
+    try:
+        cfg = RunConfig.from_dict(ckpt["config"]).validate()
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{path} holds a config this code cannot run ({' '.join(str(err).split())})") from None
+    check_weights_fit(path, cfg, ckpt)  # before any data loads
     if args.iw_samples is not None:
         cfg.iw_samples = args.iw_samples
     data, model = build(cfg, data_dir=args.data_dir, device=args.device)
@@ -156,6 +172,30 @@ def cmd_evaluate(args) -> int:
                                      "metrics": metrics})
     print(json.dumps(metrics, indent=1, default=float))
     return 0
+
+
+def check_weights_fit(path: Path, cfg: RunConfig, ckpt: dict) -> None:
+    """ConfigError (one line) when the checkpoint's weights are not those of the model its config describes (another
+    model's file, or a config edited by hand), or its run key disagrees with its config; checked on the meta device,
+    so before any data loads."""
+    import torch
+
+    from skipvae.models import build_model
+
+    if ckpt.get("run_key") not in (None, cfg.key()):
+        raise ConfigError(f"{path} names run {ckpt.get('run_name')!r} but its config is run {cfg.run_name()!r}; "
+                          f"the file was edited or mixed up, so it cannot be evaluated.")
+    weights = ckpt["model"]
+    vocab = next((w.shape[0] for k, w in weights.items() if k.endswith("embedding.weight") and w.dim() == 2), None)
+    try:
+        with torch.device("meta"), warnings.catch_warnings():  # meta: shapes only, no memory, no copies
+            warnings.simplefilter("ignore")
+            model = build_model(cfg, vocab_size=vocab if cfg.arch == "lstm" else None)
+            model.load_state_dict(weights, strict=True)
+    except (RuntimeError, ConfigError) as err:
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))[:160]
+        raise ConfigError(f"{path} holds the weights of another model than its config ({cfg.run_name()}): "
+                          f"{first}") from None
 
 
 def cmd_data(args) -> int:
@@ -187,6 +227,7 @@ def cmd_sweep(args) -> int:
     check_param("jobs", args.jobs, "positive_int")
     check_param("threads_per_run", args.threads_per_run, "optional_positive_int")
     slurm = parse_slurm(args.slurm or [])
+    check_out_dir("out", args.out)
     run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
               time_budget_s=args.piece_seconds, slurm=slurm, jobs=args.jobs, threads_per_run=args.threads_per_run)
     return 0
@@ -255,6 +296,7 @@ def parse_slurm(pairs: list[str]) -> dict:
 
 def make_parser(argv=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m skipvae", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"skipvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="check or fetch the datasets")
@@ -326,6 +368,13 @@ def main(argv=None) -> int:
                 "table": cmd_table, "verdicts": cmd_verdicts}
     try:
         return handlers[args.command](args)
+    except Interrupted as err:
+        print(f"skipvae: {err}", file=sys.stderr)
+        return 128 + err.signum
+    except KeyboardInterrupt:
+        print("skipvae: stopped at once (Ctrl-C); the last checkpoint written is intact: run the same command again "
+              "to resume.", file=sys.stderr)
+        return 130
     except SkipVAEError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -162,6 +162,9 @@ class RunConfig:
             bad = [k for k in self.dec_kernels if k < 3 or k % 2 == 0]
             if bad:
                 raise ConfigError(f"PixelCNN kernel sizes must be odd and >= 3, got {bad}.")
+        if not isinstance(self.svi_steps, int) or self.svi_steps < 0:
+            raise ConfigError(f"svi_steps={self.svi_steps!r} is impossible: it must be a non-negative integer "
+                              f"(the SVI refinement steps of sa-vae models).")
         if self.semi_amortized and self.svi_steps < 1:
             raise ConfigError(f"model {self.model!r} needs svi_steps >= 1, got {self.svi_steps}; "
                               f"use --model {self.model.replace('sa-vae', 'vae')} for no refinement.")
@@ -174,6 +177,9 @@ class RunConfig:
         if self.warmup_epochs < 0 or not 0.0 <= self.beta_start <= 1.0:
             raise ConfigError("warmup_epochs must be >= 0 and beta_start in [0, 1].")
         self._validate_objective()
+        from skipvae.data.manifest import check_split_sizes  # the package imports this module: look up when needed
+
+        check_split_sizes(self)
         return self
 
     def _validate_objective(self) -> None:

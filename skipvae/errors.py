@@ -15,3 +15,14 @@ class ConfigError(SkipVAEError, ValueError):
 
 class TrainingError(SkipVAEError):
     """Training cannot go on (for example a non-finite loss)."""
+
+
+class Interrupted(SkipVAEError):
+    """Training was stopped by a signal (SIGINT, SIGTERM) at a safe point, with its checkpoint written."""
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message, signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return self.args[0]

@@ -138,7 +138,7 @@ def check_fields(cfg) -> None:
         kind = FIELD_KINDS.get(f.name) or ANNOTATION_KINDS.get(str(f.type))
         if kind:
             check_param(f.name, getattr(cfg, f.name), kind)
-    if cfg.n_train is not None and _is_int(cfg.batch_size) and cfg.batch_size > cfg.n_train:
+    if _is_int(cfg.n_train) and cfg.n_train > 0 and _is_int(cfg.batch_size) and cfg.batch_size > cfg.n_train:
         raise ConfigError(f"batch_size={cfg.batch_size} is impossible with n_train={cfg.n_train}: a batch cannot "
                           f"be larger than the training split; use --batch-size {cfg.n_train} or less.")
 
@@ -184,3 +184,26 @@ def check_device(device) -> "str | None":
     if dev.type == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return str(device)
     _fail("device", device, f"valid devices on this machine: {allowed}")
+
+
+def check_out_dir(name: str, path, _parents_only: bool = False) -> str:
+    """`path` if it is, or can become, a folder (it and every existing parent are folders); else ConfigError."""
+    from pathlib import Path
+
+    given = Path(path)
+    for part in given.parents if _parents_only else (given, *given.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                what = "is a file" if part == given else f"is inside {part}, which is a file"
+                _fail(name, str(path), f"it {what}; give a folder (it is created if missing)")
+            break
+    return str(path)
+
+
+def check_out_file(name: str, path) -> str:
+    """`path` if a file can be written there (not a folder, its parent a folder or missing); else ConfigError."""
+    from pathlib import Path
+
+    if Path(path).is_dir() or str(path).endswith(("/", "\\")):
+        _fail(name, str(path), "it is a folder; give the path of a file to write, e.g. metrics.json")
+    return check_out_dir(name, path, _parents_only=True)

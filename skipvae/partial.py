@@ -24,7 +24,8 @@ def export(sweep_dir: Path, experiment: str) -> list[Path]:
         atomic_write_json(out, {"status": "unfinished", "name": run_dir.name, "config": cfg,
                                 "epochs_completed": state["epoch"], "planned_epochs": cfg["epochs"],
                                 "train_time_s": state["train_time_s"], "history": state["history"],
-                                "export_provenance": provenance(cfg["seed"], cfg["profile"], "cpu")})  # of this export, not the training
+                                # the provenance of this export, not of the training
+                                "export_provenance": provenance(cfg["seed"], cfg["profile"], "cpu")})
         written.append(out)
     return written
 

@@ -76,7 +76,7 @@ def run(families=FAMILIES, seeds=SEEDS, records: Path | None = None, runs: Path 
         if path.exists():
             continue
         record = train(cfg, runs / cfg.run_name(), progress=False)
-        path.write_text(json.dumps(record, indent=1) + "\n")
+        path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
         print(f"{fam} amp={cfg.amp} seed={cfg.seed}: -elbo {record['metrics']['neg_elbo']:.2f} "
               f"({record['wall_time_s']:.0f} s)", flush=True)
 

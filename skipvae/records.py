@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -102,42 +105,142 @@ def check_record(record, path: str | Path = "record") -> dict:
     return RunRecord.from_dict(record, path).to_dict()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file in the same folder and os.replace (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _umask() -> int:
+    """This process's umask (read without changing it where /proc has it)."""
     try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def _write_error(path: Path, err: OSError) -> DataError:
+    """One line naming the folder that could not be written (disk full, read-only, no permission)."""
+    why = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+    return DataError(f"cannot write {path.name} in {path.parent}: {why}; the files written before are intact. "
+                     f"Free space (or fix the folder) and run again.")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder and os.replace (atomic on POSIX); the
+    file gets the mode a plain open would (0666 less the umask). DataError naming the folder if it cannot."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(path, err) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _write_error(path, err) from None
         raise
     return path
 
 
+def first_nonfinite(obj, where: str = "") -> str | None:
+    """The key path of the first NaN or infinity in a JSON-like object, else None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "the value"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = first_nonfinite(value, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
 def atomic_write_json(path: str | Path, obj) -> Path:
-    return atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False, default=_jsonable) + "\n").encode())
+    """`obj` as strict JSON (no NaN or Infinity: DataError naming the key) written atomically."""
+    try:
+        text = json.dumps(obj, indent=1, sort_keys=False, default=_jsonable, allow_nan=False)
+    except ValueError:
+        obj = json.loads(json.dumps(obj, default=_jsonable))
+        raise DataError(f"cannot write {path}: {first_nonfinite(obj)} is not a finite number, which strict JSON "
+                        f"cannot hold") from None
+    return atomic_write_bytes(path, (text + "\n").encode())
 
 
 def atomic_torch_save(obj, path: str | Path, previous: str | Path | None = None) -> Path:
     """torch.save to a temporary file, then rename: an interrupted save leaves the previous file intact.
-    With `previous`, the file being replaced is first moved there (a fallback if the new one gets damaged)."""
+    With `previous`, the file being replaced is first moved there (a fallback if the new one gets damaged).
+    The file gets 0666 less the umask; DataError naming the folder if it cannot be written (e.g. disk full)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
+    except OSError as err:
+        raise _write_error(path, err) from None
     try:
         torch.save(obj, tmp)
         if previous is not None and path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _write_error(path, err) from None
         raise
+    return path
+
+
+def payload_digest(obj) -> str:
+    """sha256 of a checkpoint's contents (every tensor's bytes, dtype and shape, every other value's repr, in key
+    order): written with a checkpoint and checked when it loads, so that a bit flip in its tensors is caught."""
+    import hashlib
+
+    h = hashlib.sha256()
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            t = item.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(item.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(item, dict):
+            h.update(f"D{len(item)}".encode())
+            for key in sorted(item, key=repr, reverse=True):  # popped in key order
+                stack.extend([item[key], key])
+        elif isinstance(item, (list, tuple)):
+            h.update(f"L{len(item)}".encode())
+            stack.extend(reversed(item))
+        else:
+            h.update(f"V{item!r};".encode())
+    return h.hexdigest()
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def safe_name(name, what: str = "name") -> str:
+    """`name` if it is a plain file or folder name (letters, digits, '.', '_', '-'; no path, not hidden), else
+    ConfigError naming it: a name from a file never leads outside its folder."""
+    from skipvae.errors import ConfigError
+
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or len(name) > 200:
+        raise ConfigError(f"{what}={name!r} is impossible: it must be a plain name of letters, digits, '.', '_' "
+                          f"and '-' (no '/', no '..', at most 200 characters).")
+    return name
+
+
+def inside(folder: str | Path, name: str, what: str = "name") -> Path:
+    """folder/name after checking that `name` is a safe name and the path resolves inside `folder`."""
+    from skipvae.errors import ConfigError
+
+    path = Path(folder) / safe_name(name, what)
+    if not path.resolve().is_relative_to(Path(folder).resolve()):
+        raise ConfigError(f"{what}={name!r} is impossible: {path} resolves outside {folder}.")
     return path
 
 

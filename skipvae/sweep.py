@@ -1,15 +1,7 @@
 """Sweeps: expand a YAML file into run configs and run the unfinished ones, here or on Slurm (submitit).
 
-A sweep file:
-
-    name: mnist-paper            # runs go to OUT/<name>/<run_name>
-    base: {dataset: mnist, profile: paper}
-    grid:                        # the cartesian product of these lists, each applied over `base`
-      model: [vae, skip-vae]
-      seed: [0, 1, 2]
-
-`grid` may also be a list of such mappings: the union of their products, in order (e.g. three seeds at some
-depths and one at the others).
+A sweep file names the runs (skipvae.sweepfile: its rules; it is read safely and expanded into validated
+configs before anything runs).
 
 `--jobs N` (local executor) trains N runs at once on this machine, each in its own process with its share of
 the CPU threads (`threads_per_run`, default cpu_count // N) or, on a GPU, sharing the one device. A run's
@@ -22,75 +14,22 @@ where an uninterrupted one would, the final record does not depend on how the ru
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import os
+import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from skipvae.config import RunConfig, make_config
+from skipvae.config import RunConfig
 from skipvae.errors import ConfigError
-from skipvae.records import finished_record
+from skipvae.params import check_out_dir
+from skipvae.records import finished_record, inside
+from skipvae.sweepfile import Sweep, expand_sweep, load_sweep  # noqa: F401 (the runner's input)
 from skipvae.train import RECORD
 
 EXECUTORS = ("local", "submitit-local", "slurm")
-
-
-@dataclass
-class Sweep:
-    name: str
-    configs: list[RunConfig]
-
-
-def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep file; every run's config is checked before anything runs."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no sweep file at {path}; see sweeps/ for examples")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    return expand_sweep(spec, default_name=path.stem)
-
-
-def expand_sweep(spec: dict, default_name: str = "sweep") -> Sweep:
-    """The cartesian product of `grid` (or the union over a list of grids) over `base`, as validated RunConfigs
-    (duplicates removed, first occurrence kept)."""
-    if not isinstance(spec, dict) or not set(spec) <= {"name", "base", "grid"}:
-        raise ConfigError("a sweep file is a mapping with keys name, base and grid; got "
-                          f"{sorted(spec) if isinstance(spec, dict) else type(spec).__name__}")
-    if not isinstance(spec.get("base") or {}, dict):
-        raise ConfigError(f"sweep base={spec['base']!r} is impossible: it must be a mapping of config options to "
-                          "values, e.g. base: {model: vae, seed: 0}")
-    grids = spec.get("grid") or {}
-    grids = grids if isinstance(grids, list) else [grids]
-    if not grids or not all(isinstance(g, dict) for g in grids):
-        raise ConfigError(f"sweep grid={spec['grid']!r} is impossible: it must be a mapping of config options to "
-                          "lists of values, e.g. grid: {model: [vae, skip-vae]}, or a list of such mappings")
-    if not isinstance(spec.get("name", ""), (str, type(None))):
-        raise ConfigError(f"sweep name={spec['name']!r} is impossible: it must be a string")
-    base = dict(spec.get("base") or {})
-    configs, seen = [], set()
-    for grid in grids:
-        for key, values in grid.items():
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"grid entry {key!r} must be a non-empty list, got {values!r}")
-        for combo in itertools.product(*grid.values()):
-            values = base | dict(zip(grid, combo))
-            dataset = values.pop("dataset", "mnist")
-            model = values.pop("model", "vae")
-            profile = values.pop("profile", "paper")
-            try:
-                cfg = make_config(dataset, model, profile, **values)
-            except ConfigError as err:
-                raise ConfigError(f"sweep run {dict(zip(grid, combo)) or base}: {err}") from None
-            if cfg.key() not in seen:
-                seen.add(cfg.key())
-                configs.append(cfg)
-    return Sweep(name=str(spec.get("name") or default_name), configs=configs)
 
 
 def is_finished(cfg: RunConfig, run_dir: Path) -> bool:
@@ -126,26 +65,95 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+_WORKER = {"stopped": False, "busy": False}  # a --jobs worker told to stop starts no further run
+
+
 def _run_local_job(cfg_dict: dict, run_dir: str, time_budget_s, data_dir, max_epochs) -> tuple[str, int]:
+    from skipvae.errors import Interrupted
+
+    if _WORKER["stopped"]:
+        raise Interrupted(f"{Path(run_dir).name} not started: the sweep is stopping", 15)
     cfg = RunConfig.from_dict(cfg_dict)
-    return run_dir, run_to_completion(cfg, Path(run_dir), time_budget_s, data_dir, max_epochs)
+    _WORKER["busy"] = True
+    try:
+        return run_dir, run_to_completion(cfg, Path(run_dir), time_budget_s, data_dir, max_epochs)
+    except (Interrupted, KeyboardInterrupt):
+        _WORKER["stopped"] = True
+        raise
+    finally:
+        _WORKER["busy"] = False
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """A `--jobs` worker: its threads, and it stops (SIGTERM: at the end of its epoch, last.pt written) when the
+    driver dies, even by kill -9: PR_SET_PDEATHSIG on Linux, and a watchdog of the parent pid everywhere."""
+    import signal
+    import threading
+
+    _set_threads(threads)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # between runs (a run's training has its own handlers)
+        signal.signal(signum, lambda *_: _WORKER.update(stopped=True))
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)  # the run stops at the end of its epoch (last.pt written) ...
+        while _WORKER["busy"]:
+            time.sleep(0.2)
+        os._exit(143)  # ... and then the worker, which would otherwise wait for jobs from a dead driver
+
+    threading.Thread(target=watch, name="skipvae-parent-watchdog", daemon=True).start()
 
 
 def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run: int | None, time_budget_s,
                  data_dir, max_epochs) -> None:
     """Train the runs of `todo`, `jobs` at a time, each in a fresh process (spawned: no state shared with this
-    one) with `threads_per_run` CPU threads (default: cpu_count // jobs, at least 1)."""
+    one) with `threads_per_run` CPU threads (default: cpu_count // jobs, at least 1).
+
+    SIGINT or SIGTERM to the driver: runs not started are dropped, the running ones are told (SIGTERM) to stop at
+    the end of their epoch, and Interrupted says how to resume. Workers stop when the driver dies (_init_worker)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import signal
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from skipvae.errors import Interrupted
+    from skipvae.train import stop_requests
 
     threads = threads_per_run or max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_set_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
-                   for cfg, d in todo]
-        for future in as_completed(futures):
-            run_dir, pieces = future.result()  # re-raises a run's error
-            print(f"finished {Path(run_dir).name} in {pieces} piece(s)")
+    with stop_requests() as stop, ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+            initargs=(threads, os.getpid())) as pool:
+        pending = {pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
+                   for cfg, d in todo}
+        told = False
+        while pending:
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.cancelled():
+                    continue
+                try:
+                    run_dir, pieces = future.result()  # re-raises a run's error
+                except (Interrupted, BrokenProcessPool):
+                    if stop["signal"] is None:
+                        raise
+                    continue
+                print(f"finished {Path(run_dir).name} in {pieces} piece(s)")
+            if stop["signal"] is not None and not told:
+                told = True
+                for future in pending:
+                    future.cancel()
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, signal.SIGTERM)
+        if stop["signal"] is not None:
+            raise Interrupted(f"sweep stopped by {signal.Signals(stop['signal']).name}: each running run stopped at "
+                              f"the end of an epoch; run the same command again to resume.", stop["signal"])
 
 
 def make_executor(kind: str, folder: Path, time_budget_s: float | None, slurm: dict | None = None):
@@ -191,8 +199,9 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ConfigError(f"{name}={value!r} is impossible: it must be a positive integer.")
     sweep = load_sweep(path) if not isinstance(path, Sweep) else path
-    root = Path(out) / sweep.name
-    runs = [(cfg, root / cfg.run_name()) for cfg in sweep.configs]
+    check_out_dir("out", out)
+    root = inside(out, sweep.name, "sweep name")
+    runs = [(cfg, inside(root, cfg.run_name(), "run name")) for cfg in sweep.configs]
     todo = [(cfg, d) for cfg, d in runs if not is_finished(cfg, d)]
     print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to run")
     if dry_run or not todo:

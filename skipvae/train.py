@@ -5,6 +5,7 @@ A run lives in its own directory:
     last.prev.pt the checkpoint of the epoch before (the fallback if last.pt is damaged)
     best.pt      the model with the best validation negative ELBO so far
     record.json  the final record: config, test metrics, curves, best epoch, provenance, wall time
+    train.log    one line per epoch (epoch, updates, losses, seconds), also printed to stderr
 
 `train(cfg, run_dir)` resumes from `last.pt` when it exists, and an interrupted-then-resumed run ends with
 exactly the numbers of an uninterrupted one on CPU: data order and binarization depend only on (seed, epoch),
@@ -12,17 +13,23 @@ and the torch RNG state (reparameterization noise, dropout) is saved with every 
 
 Damage is survived or reported: a run folder is locked while a process trains in it (`.lock`), temporary files
 of interrupted writes are removed when a run starts, a checkpoint that does not load is reported by path and
-reason and the run falls back to `last.prev.pt` or starts over, and a damaged record is rebuilt.
+reason and the run falls back to `last.prev.pt` or starts over, and a damaged record is rebuilt. Every checkpoint
+carries its run key (another run's file is refused) and a checksum of its contents (a bit flip counts as damage).
+SIGINT or SIGTERM stops at the end of the epoch, once last.pt is written; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import math
 import os
 import pickle
+import signal
 import socket
+import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -33,12 +40,12 @@ from tqdm import tqdm
 
 from skipvae import objectives
 from skipvae.config import RunConfig
-from skipvae.errors import ConfigError, DataError, TrainingError
+from skipvae.errors import ConfigError, DataError, Interrupted, TrainingError
 from skipvae.params import check_device
-from skipvae.records import (RunRecord, atomic_torch_save, atomic_write_json, finished_record, note, provenance,
-                             remove_stale_temporaries)
+from skipvae.records import (RunRecord, atomic_torch_save, atomic_write_json, finished_record, note, payload_digest,
+                             provenance, remove_stale_temporaries)
 
-LAST, PREV, BEST, RECORD, LOCK = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock"
+LAST, PREV, BEST, RECORD, LOCK, LOG = "last.pt", "last.prev.pt", "best.pt", "record.json", ".lock", "train.log"
 CHECKPOINT_KEYS = ("config", "model", "optimizer", "state", "torch_rng", "cuda_rng")
 
 
@@ -233,16 +240,27 @@ def validate(model, data, cfg: RunConfig, device, split: str = "valid") -> dict:
     return {k: v / max(n, 1) for k, v in totals.items()} | curve
 
 
+def check_finite_validation(va: dict, epoch: int) -> None:
+    """TrainingError, as for a non-finite training loss, when a validation number of epoch `epoch` + 1 is NaN/inf
+    (the checkpoint of the epoch before is kept; nothing of this epoch is written)."""
+    bad = {k: v for k, v in va.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        kept = f"the last good checkpoint (end of epoch {epoch}) is kept" if epoch else "no epoch had finished"
+        raise TrainingError(f"non-finite validation {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch "
+                            f"{epoch + 1}; {kept}. Lower --lr or check the data.")
+
+
 def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, cfg: RunConfig) -> None:
     """last.pt of this epoch; the one it replaces becomes last.prev.pt."""
-    atomic_torch_save({
+    atomic_torch_save(with_digest({
         "config": cfg.to_dict(),
+        **run_label(cfg),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "state": vars(state),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }, run_dir / LAST, previous=run_dir / PREV)
+    }), run_dir / LAST, previous=run_dir / PREV)
 
 
 def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) -> dict:
@@ -256,7 +274,9 @@ def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) ->
         raise DataError(f"{path} does not exist") from None
     except EOFError:
         raise DataError(f"{path} is not a readable checkpoint: the file is empty") from None
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a checkpoint; give the path of a run's best.pt or last.pt") from None
+    except Exception as e:  # noqa: BLE001  a damaged file fails in many ways (bit flips: any error of the unpickler)
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path} is not a readable checkpoint: it is truncated or not a PyTorch file") from None
         if isinstance(e, pickle.UnpicklingError):
@@ -267,34 +287,73 @@ def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) ->
     missing = [k for k in keys if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise DataError(f"{path} is not a skipvae checkpoint: it lacks {missing}")
+    kinds = {"config": dict, "model": dict, "state": dict, "optimizer": dict, "torch_rng": torch.Tensor,
+             "cuda_rng": list}
+    bad = [k for k in keys if not isinstance(ckpt[k], kinds.get(k, object))]
+    if "digest" in ckpt and payload_digest({k: v for k, v in ckpt.items() if k != "digest"}) != ckpt["digest"]:
+        raise DataError(f"{path} is not a readable checkpoint: it is damaged (its contents do not match the "
+                        f"checksum written with it)")
+    if bad or not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
+        raise DataError(f"{path} is not a readable checkpoint: it is damaged (wrong types in {bad or ['model']})")
     return ckpt
+
+
+def with_digest(ckpt: dict) -> dict:
+    """`ckpt` with its payload_digest (under 'digest'), which load_checkpoint checks."""
+    return {**ckpt, "digest": payload_digest(ckpt)}
+
+
+def run_label(cfg: RunConfig) -> dict:
+    """What every checkpoint carries to name its run: the run key and name (RunConfig.key, run_name)."""
+    return {"run_key": cfg.key(), "run_name": cfg.run_name()}
+
+
+def check_owner(ckpt: dict, cfg: RunConfig, path: Path) -> None:
+    """ConfigError (one line) when the checkpoint at `path` belongs to another run than `cfg`'s: its run key (or,
+    in checkpoints older than run keys, its config) differs."""
+    key = ckpt.get("run_key")
+    if (key is not None and key != cfg.key()) or not cfg.same_run(ckpt.get("config")):
+        other = ckpt.get("run_name") or key or "another run"
+        raise ConfigError(f"{path} was written by a different config (run {other}), not by {cfg.run_name()}; move "
+                          f"it away, or use a new output directory.")
 
 
 def restore(run_dir: Path, cfg: RunConfig, model, optimizer, device) -> TrainState | None:
     """Load the newest checkpoint that is intact (last.pt, else last.prev.pt) into model and optimizer and return
-    its state; None when there is none (a damaged one is reported and deleted, and the run starts over)."""
+    its state; None when there is none (a damaged one is reported and deleted, and the run starts over with the
+    model and optimizer as they were). A checkpoint of another run is refused (check_owner)."""
+    fresh = {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict()),
+             "torch_rng": torch.get_rng_state()}
     for name, fallback in ((LAST, f"falling back to {PREV}"), (PREV, "starting over from epoch 0")):
         path = run_dir / name
         if not path.exists():
             if name == LAST and (run_dir / PREV).exists():
                 note(f"{path} is missing (interrupted while being replaced); {fallback}")
             continue
+        more = fallback if name == PREV or (run_dir / PREV).exists() else "starting over from epoch 0"
         try:
             ckpt = load_checkpoint(path, map_location=device, keys=CHECKPOINT_KEYS)
         except DataError as err:
-            more = fallback if name == PREV or (run_dir / PREV).exists() else "starting over from epoch 0"
             note(f"{err}; deleting it and {more}")
             path.unlink()
             continue
-        if not cfg.same_run(ckpt["config"]):
-            raise ConfigError(f"{path} was written by a different config; use a new output directory "
-                              f"or delete it to start over.")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"].cpu())
-        if ckpt["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
-        state = TrainState(**ckpt["state"])
+        check_owner(ckpt, cfg, path)
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["torch_rng"].cpu())
+            if ckpt["cuda_rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
+            state = TrainState(**ckpt["state"])
+        except Exception as err:  # noqa: BLE001  damage that loads: wrong shapes, keys or types (e.g. bit flips)
+            model.load_state_dict(fresh["model"])
+            optimizer.load_state_dict(fresh["optimizer"])
+            torch.set_rng_state(fresh["torch_rng"])
+            why = " ".join(str(err).split())[:120]
+            note(f"{path} is not a readable checkpoint: it is damaged ({type(err).__name__}: {why}); deleting it "
+                 f"and {more}")
+            path.unlink()
+            continue
         if name == PREV:
             note(f"resuming from {path} (end of epoch {state.epoch})")
         return state
@@ -318,6 +377,57 @@ def run_lock(run_dir: Path):
         f.write(f"pid {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
         f.flush()
         yield
+
+
+_STOP = {"signal": None}  # set by stop_requests' handler: the signal that asked training to stop
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """While training: SIGINT or SIGTERM asks to stop at the next safe point (the end of the epoch, once last.pt is
+    written: check_stop); a second SIGINT stops at once (KeyboardInterrupt). The main thread only; the previous
+    handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield _STOP
+        return
+
+    def handler(signum, frame):
+        if _STOP["signal"] is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        _STOP["signal"] = signum
+        note(f"{signal.Signals(signum).name}: stopping at the end of this epoch, once last.pt is written "
+             f"(Ctrl-C again to stop at once)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    _STOP["signal"] = None
+    try:
+        yield _STOP
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        _STOP["signal"] = None
+
+
+def check_stop(run_dir: Path, epoch: int) -> None:
+    """Interrupted (one line saying how to resume) when a signal asked to stop; call at safe points only."""
+    signum = _STOP["signal"]
+    if signum is not None:
+        where = f"at the end of epoch {epoch}, {run_dir / LAST} written" if epoch else "before the first epoch"
+        raise Interrupted(f"stopped by {signal.Signals(signum).name} {where}; run the same command again to resume.",
+                          signum)
+
+
+def log_epoch(run_dir: Path, cfg: RunConfig, state: TrainState) -> None:
+    """One line per epoch (epoch, updates, losses, seconds) to stderr and to run_dir/train.log."""
+    h = state.history[-1]
+    line = (f"{run_dir.name} epoch {h['epoch']}/{cfg.epochs}: {h['updates']} updates, train loss "
+            f"{h['train_loss']:.3f} rec {h['train_rec']:.3f} kl {h['train_kl']:.3f} | val -elbo "
+            f"{h['val_neg_elbo']:.3f} kl {h['val_kl']:.3f} | {h['time_s']:.1f}s")
+    tqdm.write(f"skipvae: {line}", file=sys.stderr)
+    with contextlib.suppress(OSError), open(run_dir / LOG, "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
 
 def update_lr_schedule(cfg: RunConfig, state: TrainState, improved: bool, optimizer) -> None:
@@ -353,7 +463,8 @@ def train(cfg: RunConfig, run_dir: str | Path, data_dir=None, device=None, progr
     with run_lock(run_dir):
         for tmp in remove_stale_temporaries(run_dir):
             note(f"removed {tmp}, a temporary file left by an interrupted write")
-        return _train_piece(cfg, run_dir, data_dir, device, progress, time_budget_s, evaluate_test, max_epochs)
+        with stop_requests():
+            return _train_piece(cfg, run_dir, data_dir, device, progress, time_budget_s, evaluate_test, max_epochs)
 
 
 def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time_budget_s, evaluate_test,
@@ -368,12 +479,16 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
                           f"or less.")
     optimizer = make_optimizer(cfg, model)
     state = restore(run_dir, cfg, model, optimizer, device)
+    if (run_dir / BEST).exists():
+        with contextlib.suppress(DataError):  # a damaged best.pt is finish's to report or rebuild
+            check_owner(load_checkpoint(run_dir / BEST), cfg, run_dir / BEST)
     if state is None:
         (run_dir / BEST).unlink(missing_ok=True)  # of a damaged run that starts over
         state = TrainState(lr=cfg.lr)
         torch.manual_seed(cfg.seed + 1)  # training noise stream, independent of the init stream
 
     forward = training_forward(cfg, model)
+    check_stop(run_dir, state.epoch)
     epochs_this_call = 0
     while state.epoch < cfg.epochs and not state.stopped_early:
         if max_epochs is not None and epochs_this_call >= max_epochs:
@@ -386,6 +501,7 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
         aggressive = cfg.objective == "aggressive" and state.aggressive
         tr = run_epoch(forward, data, optimizer, cfg, state.epoch, device, progress, aggressive=aggressive)
         va = validate(model, data, cfg, device)
+        check_finite_validation(va, state.epoch)
         if aggressive:  # the phase goes on while the validation MI rises
             state.aggressive, state.last_mi = objectives.mi_still_rising(state.last_mi, va["mi"]), va["mi"]
         state.epoch += 1
@@ -393,8 +509,8 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
         improved = va["neg_elbo"] < state.best_val
         if improved:
             state.best_val, state.best_epoch = va["neg_elbo"], state.epoch
-            atomic_torch_save({"config": cfg.to_dict(), "model": model.state_dict(), "epoch": state.epoch},
-                              run_dir / BEST)
+            atomic_torch_save(with_digest({"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(),
+                                           "epoch": state.epoch}), run_dir / BEST)
         dt = time.time() - t0
         state.train_time_s += dt
         state.history.append({"epoch": state.epoch, "lr": state.lr, "train_loss": tr["loss"],
@@ -407,9 +523,8 @@ def _train_piece(cfg: RunConfig, run_dir: Path, data_dir, device, progress, time
                                 else {}))
         update_lr_schedule(cfg, state, improved, optimizer)
         save_checkpoint(run_dir, model, optimizer, state, cfg)
-        if progress:
-            tqdm.write(f"epoch {state.epoch}: train loss {tr['loss']:.3f} kl {tr['kl']:.3f} | "
-                       f"val -elbo {va['neg_elbo']:.3f} kl {va['kl']:.3f} | {dt:.0f}s")
+        log_epoch(run_dir, cfg, state)
+        check_stop(run_dir, state.epoch)
 
     record = finish(cfg, run_dir, data, model, state, device, evaluate_test, origin, data_dir)
     atomic_write_json(run_dir / RECORD, record)
@@ -441,13 +556,15 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
 
     try:
         best = load_checkpoint(run_dir / BEST, map_location=device)
+        check_owner(best, cfg, run_dir / BEST)
     except DataError as err:
         if state.best_epoch != state.epoch:
             raise TrainingError(f"{err}. It held the best model (epoch {state.best_epoch}), which the last "
                                 f"checkpoint (epoch {state.epoch}) cannot restore; delete {run_dir} to train the "
                                 f"run again.") from None
         note(f"{err}; rebuilding it from {LAST}, which holds the same epoch ({state.epoch})")
-        best = {"config": cfg.to_dict(), "model": model.state_dict(), "epoch": state.epoch}
+        best = with_digest({"config": cfg.to_dict(), **run_label(cfg), "model": model.state_dict(),
+                            "epoch": state.epoch})
         atomic_torch_save(best, run_dir / BEST)
     model.load_state_dict(best["model"])
     t0 = time.time()

@@ -43,6 +43,19 @@ CLI_CASES = [
     (["sweep", "nowhere.yaml", "--piece-seconds", "0"], ["piece_seconds=0.0"]),
     (["evaluate", "README.md", "--iw-samples", "0"], ["iw_samples=0", "positive integer"]),
     (["evaluate", "README.md"], ["README.md is not a readable checkpoint"]),
+    # issue 28: sizes checked against the manifest's split sizes before any data loads, the right parameter blamed
+    (TRAIN + ["--n-train", "60000"], ["n_train=60000", "at most 50000"]),
+    (TRAIN + ["--n-train", "1e12"], ["n_train=1000000000000", "at most 50000"]),
+    (TRAIN + ["--dataset", "yahoo", "--n-train", "100001"], ["n_train=100001", "at most 100000"]),
+    (TRAIN + ["--n-test", "10001"], ["n_test=10001", "at most 10000"]),
+    (TRAIN + ["--n-train", "all", "--batch-size", "60000"], ["batch_size=60000", "50000 examples"]),
+    (TRAIN + ["--n-eval-nll", "20000"], ["n_eval_nll=20000", "at most 10000"]),
+    (TRAIN + ["--svi-steps", "-1"], ["svi_steps=-1", "non-negative integer"]),
+    (TRAIN + ["--n-train", "-1"], ["n_train=-1", "positive integer"]),
+    (TRAIN + ["--n-train", "0"], ["n_train=0", "positive integer"]),
+    (["sweep", "nowhere.yaml", "--out", "README.md"], ["out='README.md'", "is a file"]),
+    (TRAIN + ["--out", "README.md"], ["out='README.md'", "is a file"]),
+    (TRAIN + ["--out", "README.md/runs"], ["out='README.md/runs'", "inside README.md, which is a file"]),
 ]
 SWEEP_CASES = [
     (dict(lr="fast"), ["lr='fast'", "finite number"]),
@@ -60,6 +73,43 @@ def test_cli_refuses(argv, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+    for word in words:
+        assert word in err, (word, err)
+
+
+def checkpoint(path, weights_of=None, **config):
+    """A best.pt of a smoke MLP run whose weights are those of the config `weights_of` (default: its own)."""
+    import torch
+
+    from skipvae.config import make_config
+    from skipvae.models import build_model
+
+    cfg = make_config("mnist", "vae", "smoke", arch="mlp", **config)
+    torch.save({"config": cfg.to_dict(), "model": build_model(weights_of or cfg).state_dict()}, path)
+    return str(path)
+
+
+def evaluate_cases():
+    from skipvae.config import make_config
+
+    other = make_config("mnist", "vae", "smoke", arch="mlp", latent_dim=7)
+    return [  # (checkpoint maker, extra arguments, words): all refused before any data loads
+        (lambda p: checkpoint(p, weights_of=other), [], ["holds the weights of another model", "mnist-mlp-vae-z4"]),
+        (lambda p: checkpoint(p, weights_of=make_config("mnist", "skip-vae", "smoke", arch="pixelcnn")), [],
+         ["holds the weights of another model"]),
+        (lambda p: checkpoint(p), ["--out", "{tmp}"], ["out=", "is a folder"]),
+        (lambda p: checkpoint(p), ["--out", "README.md/m.json"], ["inside README.md, which is a file"]),
+        (lambda p: str(p.parent), [], ["no checkpoint at", "best.pt or last.pt"]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(evaluate_cases())))
+def test_evaluate_refuses_before_the_data_loads(case, tmp_path, capsys):
+    make, extra, words = evaluate_cases()[case]
+    path = make(tmp_path / "best.pt")
+    assert main(["evaluate", path, *[a.format(tmp=tmp_path) for a in extra]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
     for word in words:
         assert word in err, (word, err)
 

@@ -116,7 +116,7 @@ def test_evaluate_refuses_damaged_and_foreign_files_clearly(tmp_path):
     truncated.write_bytes(b"PK\x03\x04" + b"\0" * 100)
     text.write_text("not a checkpoint")
     for path in (truncated, text):
-        proc = cli(tmp_path, args=["evaluate", str(path)])
+        proc = cli(tmp_path / "metrics.json", args=["evaluate", str(path)])  # --out: a file, not a folder
         assert_clear_error(proc, str(path), "not a readable checkpoint")
 
 

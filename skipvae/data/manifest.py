@@ -42,6 +42,35 @@ def entries(dataset: str) -> dict[str, dict]:
     return datasets[dataset]
 
 
+def split_sizes(dataset: str) -> dict[str, int]:
+    """{'train': n, 'valid': n, 'test': n}: the most examples each split of `dataset` can have (the manifest's
+    'splits'; the loader checks the exact size of the files it finds)."""
+    entries(dataset)
+    return dict(manifest()["splits"][dataset])
+
+
+def check_split_sizes(cfg) -> None:
+    """ConfigError, before any data loads, for a split size, batch size or evaluation size of `cfg` (a RunConfig)
+    larger than its split can be (split_sizes)."""
+    from skipvae.errors import ConfigError
+
+    sizes = split_sizes(cfg.dataset)
+    limits = {"n_train": sizes["train"], "n_valid": sizes["valid"], "n_test": sizes["test"],
+              "clf_n_train": sizes["train"], "clf_n_test": sizes["test"]}
+    for name, most in limits.items():
+        value = getattr(cfg, name)
+        if isinstance(value, int) and value > most:
+            raise ConfigError(f"{name}={value} is impossible: the {cfg.dataset} {name.rsplit('_', 1)[1]} split has "
+                              f"at most {most} examples; use {most} or less, or 'all' for the whole split.")
+    if isinstance(cfg.n_eval_nll, int) and cfg.n_eval_nll > sizes["test"]:  # above n_test it is cut to n_test
+        raise ConfigError(f"n_eval_nll={cfg.n_eval_nll} is impossible: the {cfg.dataset} test split has at most "
+                          f"{sizes['test']} examples; use {sizes['test']} or less, or 'all'.")
+    trains = cfg.n_train if cfg.n_train is not None else sizes["train"]
+    if isinstance(cfg.batch_size, int) and cfg.batch_size > trains:
+        raise ConfigError(f"batch_size={cfg.batch_size} is impossible: the training split has {trains} examples"
+                          f"{' (n_train)' if cfg.n_train is not None else ''}; use --batch-size {trains} or less.")
+
+
 def expected_checksum(entry: dict) -> tuple[str, str]:
     """(algorithm, hex digest) to check a file against: sha256 when known, else md5."""
     return ("sha256", entry["sha256"]) if "sha256" in entry else ("md5", entry["md5"])

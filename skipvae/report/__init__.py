@@ -22,7 +22,8 @@ from skipvae.report.store import (EXPERIMENTS, MAIN_EXPERIMENTS, PAPER_NUMBERS, 
 from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, beside_caption, best_profile,
                                    classification_table, digits_for, floor_row, pca_reference_runs,
                                    display_table, experiment_table, fmt, fmt_mean_std, information_kept,
-                                   left_out_sentence, metric_columns, nll_subset_text, provenance_table, side_by_side, summary_table,
+                                   left_out_sentence, metric_columns, nll_subset_text, provenance_table, side_by_side,
+                                   summary_table,
                                    summary_value, theory_summary, theory_table, timing_table)
 
 SKIP_PAIRS = (("vae", "skip-vae"), ("sa-vae", "skip-sa-vae"))  # (model, the same model with skips)

@@ -45,7 +45,7 @@ def load_plan(path: str | Path = PLAN) -> dict:
 
 def row_runs(plan: dict) -> list[tuple[dict, list]]:
     """(row, its configs) per plan row, each run counted in the first row that plans it; [] when not sized."""
-    from skipvae.sweep import load_sweep
+    from skipvae.sweepfile import load_sweep
 
     seen, out = set(), []
     for row in plan["rows"]:
@@ -197,15 +197,15 @@ def budget_display(plan_path: str | Path = PLAN) -> tuple[pd.DataFrame, str]:
     lanes, target = plan["lanes"], plan["target_core_hours"]
     where = Path(plan_path).resolve()
     where = where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where
-    caption = (f"{plan.get('title', 'The budget')} ({where}), in order "
-               f"of priority, against the committed records, one run per single-thread lane: planned core-h = the "
-               f"wall times of the finished runs plus, for each run to go, its own projection while it trains "
-               f"(median epoch time x planned epochs, training only), else the median of the finished runs of the "
-               f"same config on another seed or dataset, else, for a semi-amortized run, its VAE counterpart's times "
-               f"1 + K c (K SVI steps, each costing c VAE steps in the benchmarks), else the projection of the same "
-               f"config's runs still training, else the row's median (of its finished runs, else of its runs' projections; '–' while a run has no estimate; the total is "
-               f"then a lower bound), min/run = planned / runs, spent core-h = the finished runs' wall times plus "
-               f"the training time so far of the runs still training (partial records). A row with a reason under "
-               f"'not run' is sized but left out of the total. Aim: {target} core-hours in {lanes} lanes, about "
+    caption = (f"{plan.get('title', 'The budget')} ({where}), in order of priority, against the committed records, "
+               f"one run per single-thread lane: planned core-h = the wall times of the finished runs plus, for each "
+               f"run to go, its own projection while it trains (median epoch time x planned epochs, training only), "
+               f"else the median of the finished runs of the same config on another seed or dataset, else, for a "
+               f"semi-amortized run, its VAE counterpart's times 1 + K c (K SVI steps, each costing c VAE steps in the "
+               f"benchmarks), else the projection of the same config's runs still training, else the row's median "
+               f"(of its finished runs, else of its runs' projections; '–' while a run has no estimate; the total is "
+               f"then a lower bound), min/run = planned / runs, spent core-h = the finished runs' wall times plus the "
+               f"training time so far of the runs still training (partial records). A row with a reason under 'not "
+               f"run' is sized but left out of the total. Aim: {target} core-hours in {lanes} lanes, about "
                f"{target / lanes:.0f} hours of wall time.")
     return df.astype(str), caption

@@ -23,7 +23,7 @@ import yaml
 
 from skipvae.config import LATENT_MODELS, MODELS
 from skipvae.errors import DataError
-from skipvae.records import CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record
+from skipvae.records import CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record, inside
 from skipvae.results import results_dir, results_root  # noqa: F401 (re-exported: the reader's paths)
 
 PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
@@ -264,17 +264,54 @@ def migrate_results(root: str | Path | None = None) -> list[tuple[Path, Path]]:
 def collect_sweep(sweep_dir: str | Path, experiment: str) -> list[Path]:
     """Copy the finished records of a sweep (runs/<sweep>/<run>/record.json, e.g. from a GPU or Slurm) into
     results/<experiment>/runs/ at their profile, where the book and the notebooks read them; returns the copies.
-    A record already there with the same content is left untouched."""
+    A record already there with the same content is left untouched. Every record is checked first (check_collected):
+    nothing is copied when one does not belong to `experiment`; a folder with no record is an error."""
     experiment_of = experiment if experiment in EXPERIMENTS else None
     if experiment_of is None:
         raise DataError(f"unknown experiment {experiment!r}; known experiments: {', '.join(EXPERIMENTS)}")
-    copied = []
-    for path in sorted(Path(sweep_dir).glob("*/record.json")):
+    folder = Path(sweep_dir)
+    if not folder.is_dir():
+        raise DataError(f"sweep_dir={str(folder)!r} is impossible: no such folder; give a sweep's folder, e.g. "
+                        f"runs/mnist-paper")
+    paths = sorted(folder.glob("*/record.json"))
+    if not paths:
+        raise DataError(f"sweep_dir={str(folder)!r} holds no run records (<run>/record.json); give a sweep's folder "
+                        f"whose runs have finished, e.g. runs/mnist-paper")
+    todo = []
+    for path in paths:
         record = read_record(path)
         if record["status"] != "finished":
             continue
-        out = results_dir(experiment, record["config"]["profile"]) / "runs" / f"{record['name']}.json"
+        runs = results_dir(experiment, str(record["config"]["profile"])) / "runs"
+        out = inside(runs, f"{record['name']}.json", "record name")
+        check_collected(record, experiment, path)
+        todo.append((out, record))
+    copied = []
+    for out, record in todo:
         if not out.exists() or json.loads(out.read_text()) != record:
             atomic_write_json(out, record)
             copied.append(out)
     return copied
+
+
+def check_collected(record: dict, experiment: str, path: Path) -> None:
+    """DataError naming `path` when a finished record cannot be one of `experiment`'s runs: its config is not a
+    valid run config (e.g. an unknown profile), its dataset is not the experiment's, or its model is not one that
+    the experiment trains, or its name is not its config's run name."""
+    from skipvae.config import RunConfig
+    from skipvae.errors import ConfigError
+
+    try:
+        cfg = RunConfig.from_dict(record["config"]).validate()
+    except (ConfigError, TypeError) as err:
+        raise DataError(f"run record {path} cannot be collected: {' '.join(str(err).split())}") from None
+    exp = EXPERIMENTS[experiment]
+    if experiment in MAIN_EXPERIMENTS and cfg.dataset != experiment:
+        raise DataError(f"run record {path} has dataset={cfg.dataset!r}, but experiment {experiment!r} holds "
+                        f"{experiment} runs only; collect it with --experiment {cfg.dataset}")
+    if exp.models and cfg.model not in exp.models:
+        raise DataError(f"run record {path} has model={cfg.model!r}, but experiment {experiment!r} holds the "
+                        f"models {', '.join(exp.models)}")
+    if record["name"] != cfg.run_name():  # it would overwrite the record of the run it names
+        raise DataError(f"run record {path} is named {record['name']!r}, but its config is run {cfg.run_name()!r}; "
+                        f"a record is named by its config (RunConfig.run_name)")

@@ -142,9 +142,9 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     """A paper table (`paper_numbers()['tables'][name]`, e.g. 'table1') with the same rows and columns, each cell
     'paper | ours' where ours is mean ± sd over seeds of the runs whose key columns match the row and that share the
     table's fixed settings (e.g. 9 PixelCNN layers; not required of smoke runs, which test the code), at one profile:
-    `profile`, else the largest in `runs`. Rows without runs say 'not yet run'. `extra_rows` (key columns + metric columns) are
-    appended with an empty paper side, e.g. the unigram floor of a text table. `where` keeps the paper rows with
-    these key values only (e.g. {'latent_dim': 20})."""
+    `profile`, else the largest in `runs`. Rows without runs say 'not yet run'. `extra_rows` (key columns + metric
+    columns) are appended with an empty paper side, e.g. the unigram floor of a text table. `where` keeps the paper
+    rows with these key values only (e.g. {'latent_dim': 20})."""
     quoted = paper_numbers(path)["tables"][name]
     attrs = dict(quoted.attrs)
     for k, v in (where or {}).items():

@@ -1,0 +1,78 @@
+"""The package's layers: no import cycles (imports inside functions count), and the reader of results
+(skipvae.report) imports no runner (train, sweep, experiments, cli)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "skipvae"
+RUNNERS = {"skipvae.train", "skipvae.sweep", "skipvae.experiments", "skipvae.cli"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """{module: the skipvae modules it imports anywhere in its body}, each import resolved to the longest module
+    name that exists (`from skipvae.report import views` is skipvae.report.views)."""
+    modules = {module_name(p): p for p in root.rglob("*.py")}
+    graph = {m: set() for m in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([base] if base else []))
+                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+            else:
+                continue
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+                    break
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of `graph` (one path per cycle found by a depth-first search)."""
+    found, state, stack = [], {}, []
+
+    def visit(m):
+        state[m], _ = "open", stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                found.append(stack[stack.index(n):] + [n])
+            elif n not in state:
+                visit(n)
+        state[m], _ = "done", stack.pop()
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    return found
+
+
+def test_the_cycle_finder_finds_a_known_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_package_has_no_import_cycles():
+    graph = import_graph()
+    assert "skipvae.names" in graph["skipvae.params"]  # the graph sees module-level imports ...
+    assert "skipvae.train" in graph["skipvae.experiments"]  # ... and imports inside functions
+    assert cycles(graph) == []
+
+
+def test_the_reader_of_results_imports_no_runner():
+    graph = import_graph()
+    readers = [m for m in graph if m == "skipvae.report" or m.startswith("skipvae.report.")]
+    assert len(readers) >= 7
+    assert {m: sorted(graph[m] & RUNNERS) for m in readers if graph[m] & RUNNERS} == {}
