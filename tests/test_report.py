@@ -288,3 +288,16 @@ def test_figures_never_pool_configs_and_their_captions_say_what_is_drawn(tmp_pat
     lines, hue = plots.line_hue(runs.assign(dec_layers=runs["seed"] + 2), "dec_layers", "model")
     assert hue == plots.CONFIG and set(lines[hue]) == {"vae (latent dim 20)", "vae (latent dim 50)"}
     assert "dashed" not in plots.lines_caption(lines, hue) and "solid lines" in plots.lines_caption(lines, hue)
+
+
+def test_partial_records_of_runs_still_training_are_read_with_their_curves(tmp_path):
+    assert report.load_partials("mnist", tmp_path).empty
+    cfg = make_config("mnist", "skip-vae", "paper", arch="mlp", seed=1)
+    path = tmp_path / "mnist" / "partial" / f"{cfg.run_name()}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": "unfinished", "name": cfg.run_name(), "config": cfg.to_dict(),
+                                "epochs_completed": 2, "planned_epochs": 100, "train_time_s": 60.0,
+                                "history": [{"epoch": 1, "val_kl": 3.0}, {"epoch": 2, "val_kl": 4.0}]}))
+    df = report.load_partials("mnist", tmp_path)
+    assert list(df["model"]) == ["skip-vae"] and list(df["epochs_completed"]) == [2]
+    assert [h["val_kl"] for h in df.loc[0, "history"]] == [3.0, 4.0] and df.loc[0, "seed"] == 1

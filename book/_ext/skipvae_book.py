@@ -264,6 +264,8 @@ class ResultsFigure(ResultsDirective):
         notice = " ".join(self.content).strip()
         if "file" in self.options:
             return self.notebook_figure(name, self.options["file"], notice)
+        if self.options.get("plot") == "partial":
+            return self.partial_figure(name, notice)
         df = report.load_runs(name)
         profile = report.best_profile(df) or (df["profile"].iloc[0] if len(df) else None)
         if profile is None:
@@ -288,6 +290,24 @@ class ResultsFigure(ResultsDirective):
         seeds = sorted(int(s) for s in runs["seed"].unique())
         caption = f"{notice} {drawn} Profile: {profile}; seeds {', '.join(map(str, seeds))} ({len(runs)} runs)."
         return [figure_node(uri, caption, f"figure-{name}-{plot}")]
+
+    def partial_figure(self, name: str, notice: str):
+        """The curves so far of the experiment's runs still training (their partial records)."""
+        runs = report.load_partials(name)
+        if runs.empty:
+            return [admonition("No run is training", [paragraph(
+                f"This figure draws the per-epoch curves of the {name} runs still training (their partial "
+                f"records, results/{name}/partial/). What it will show: {notice}")], ["warning", "skipvae-not-run"])]
+        runs = runs.assign(run=runs["model"] + ", " + runs["dec_layers"].map(lambda n: f"{n} layers")
+                           + ", seed " + runs["seed"].astype(str))
+        fig = report.plot_history(runs, hue="run")
+        uri = self.save(fig, name, "partial")
+        done = "; ".join(f"{r.run}: {r.epochs_completed} of {r.planned_epochs} epochs"
+                         for r in runs.itertuples(index=False))
+        caption = (f"{notice} Unfinished runs ({', '.join(sorted(runs['profile'].unique()))} profile), one line per "
+                   f"run (colour: model, layers, seed), validation KL, MI and active units (0.01) after each epoch "
+                   f"so far: {done}.")
+        return [figure_node(uri, caption, f"figure-{name}-partial")]
 
     def save(self, fig, name: str, plot: str) -> str:
         import io

@@ -16,7 +16,7 @@ from skipvae.report.claims import __all__ as _claims
 from skipvae.report.plots import fixed_jitter, plot_bars, plot_history, plot_lines, save_figure
 from skipvae.report.stats import Interval, difference, level
 from skipvae.report.store import (EXPERIMENTS, MAIN_EXPERIMENTS, PAPER_NUMBERS, PROFILE_RANK, Experiment, all_runs,
-                                  collect_sweep, experiment, flatten_record, load_runs, load_theory,
+                                  collect_sweep, experiment, flatten_record, load_partials, load_runs, load_theory,
                                   notebook_parameters, paper_elbo, paper_numbers, paper_tables, read_record,
                                   results_dir, results_root, run_status)
 from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE_METRICS, beside_caption, best_profile,
@@ -31,7 +31,7 @@ SKIP_PAIRS = (("vae", "skip-vae"), ("sa-vae", "skip-sa-vae"))  # (model, the sam
 __all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixed_jitter", "plot_bars",
            "plot_history", "plot_lines", "save_figure", "Interval", "difference", "level", "EXPERIMENTS",
            "MAIN_EXPERIMENTS", "PAPER_NUMBERS", "PROFILE_RANK", "Experiment", "all_runs", "collect_sweep",
-           "experiment", "flatten_record", "load_runs", "load_theory", "notebook_parameters", "paper_elbo",
+           "experiment", "flatten_record", "load_partials", "load_runs", "load_theory", "notebook_parameters", "paper_elbo",
            "paper_numbers", "paper_tables", "read_record", "results_dir", "results_root", "run_status",
            "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile",
            "floor_row", "classification_table", "pca_reference_runs", "digits_for", "display_table",

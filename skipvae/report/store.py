@@ -21,9 +21,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from skipvae.config import LATENT_MODELS, MODELS
+from skipvae.config import LATENT_MODELS, MODELS, model_name
 from skipvae.errors import DataError
-from skipvae.records import CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record, inside
+from skipvae.records import (CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record, inside,
+                             read_json)
 from skipvae.results import results_dir, results_root  # noqa: F401 (re-exported: the reader's paths)
 
 PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
@@ -141,6 +142,21 @@ def load_runs(name: str, root: str | Path | None = None, include_unfinished: boo
     df = df.sort_values(["_rank", "dataset", "arch", "latent_dim", "dec_layers", "_model", "seed"],
                         ascending=[False, True, True, True, True, True, True])
     return df.drop(columns=["_rank", "_model"]).reset_index(drop=True)
+
+
+def load_partials(name: str, root: str | Path | None = None) -> pd.DataFrame:
+    """The runs of an experiment still training (results/<name>/partial/*.json, skipvae.partial), one row per run:
+    its config, 'epochs_completed', 'planned_epochs' and its per-epoch 'history' so far. Empty when there is none."""
+    experiment(name)
+    folder = results_root(root) / name / "partial"
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        record = read_json(path)
+        rows.append({"experiment": name, "path": str(path), "name": record["name"], **record["config"],
+                     "model": model_name(record["config"]["skip"], record["config"]["inference"]),
+                     "epochs_completed": record["epochs_completed"], "planned_epochs": record["planned_epochs"],
+                     "history": record["history"]})
+    return pd.DataFrame(rows)
 
 
 def load_theory(root: str | Path | None = None) -> dict | None:
