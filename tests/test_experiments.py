@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 import skipvae.train  # noqa: E402
 from skipvae.records import RunRecord  # noqa: E402
-from skipvae import experiments, report  # noqa: E402
+from skipvae import experiments, report, results  # noqa: E402
 from skipvae.config import make_config  # noqa: E402
 from skipvae.errors import DataError  # noqa: E402
 from skipvae.experiments import (default_profile, experiment_runs, load_trained, profile_reductions,  # noqa: E402
@@ -32,6 +32,7 @@ def repo(tmp_path, monkeypatch):
     """A throw-away checkout: results and runs under tmp_path."""
     monkeypatch.setattr(experiments, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(report.store, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(results, "REPO_ROOT", tmp_path)  # where records live (skipvae.results)
     monkeypatch.setenv("SKIPVAE_RUNS", str(tmp_path / "runs"))
     return tmp_path
 

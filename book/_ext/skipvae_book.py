@@ -297,16 +297,18 @@ class ResultsFigure(ResultsDirective):
         if runs.empty:
             return [admonition("No run is training", [paragraph(
                 f"This figure draws the per-epoch curves of the {name} runs still training (their partial "
-                f"records, results/{name}/partial/). What it will show: {notice}")], ["warning", "skipvae-not-run"])]
+                f"records, results/{name}/partial/); none is training now. What it shows then: {notice}")],
+                               ["note", "skipvae-no-partial"])]
         runs = runs.assign(run=runs["model"] + ", " + runs["dec_layers"].map(lambda n: f"{n} layers")
                            + ", seed " + runs["seed"].astype(str))
         fig = report.plot_history(runs, hue="run")
         uri = self.save(fig, name, "partial")
         done = "; ".join(f"{r.run}: {r.epochs_completed} of {r.planned_epochs} epochs"
                          for r in runs.itertuples(index=False))
-        caption = (f"{notice} Unfinished runs ({', '.join(sorted(runs['profile'].unique()))} profile), one line per "
-                   f"run (colour: model, layers, seed), validation KL, MI and active units (0.01) after each epoch "
-                   f"so far: {done}.")
+        seeds = ", ".join(str(s) for s in sorted(runs["seed"].unique()))
+        caption = (f"{notice} Unfinished runs, one line per run (colour: model, layers, seed): validation KL, MI and "
+                   f"active units (0.01) after each epoch so far ({done}). Profile: "
+                   f"{', '.join(sorted(runs['profile'].unique()))}; seeds {seeds} ({len(runs)} runs).")
         return [figure_node(uri, caption, f"figure-{name}-partial")]
 
     def save(self, fig, name: str, plot: str) -> str:
