@@ -14,7 +14,7 @@ from skipvae.config import (ARCHS, DATASETS, INFERENCES, MODEL_ALIASES, MODELS, 
 from skipvae import __version__
 from skipvae.errors import ConfigError, Interrupted, SkipVAEError
 from skipvae.params import check_device, check_out_dir, check_out_file, check_param
-from skipvae.report.store import EXPERIMENTS
+from skipvae.experiments import EXPERIMENTS
 
 
 def split_size(text: str):
@@ -285,6 +285,27 @@ def cmd_verdicts(args) -> int:
     return 0
 
 
+def cmd_sweeps(args) -> int:
+    """Write the sweep files that the experiments declare (skipvae/experiments/<name>.py), or check that the
+    committed ones are what their declarations generate."""
+    from skipvae.experiments import sweep_files
+    from skipvae.records import atomic_write_bytes
+
+    folder = Path(args.dir)
+    files = {folder / f"{stem}.yaml": text for stem, text in sweep_files().items()}
+    stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"error: {path} is not what its declaration generates; run `python -m skipvae sweeps --write`",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    check_out_dir("--dir", str(folder))
+    for path in stale:
+        atomic_write_bytes(path, files[path].encode())
+    print(f"{len(stale)} of {len(files)} sweep files written to {folder}")
+    return 0
+
+
 def parse_slurm(pairs: list[str]) -> dict:
     """{key: value} of the --slurm KEY=VALUE arguments; ConfigError for one without '='."""
     for kv in pairs:
@@ -354,6 +375,13 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
     t.add_argument("experiment", choices=sorted(EXPERIMENTS), help="the experiment, e.g. latent_dim (Table 1)")
     t.add_argument("--results", default=None, help="results folder (default: $SKIPVAE_RESULTS, else results/)")
     t.add_argument("--json", action="store_true", help="JSON (title, caption, columns, rows per table) for scripts")
+    w = sub.add_parser("sweeps", help="write the sweep files the experiments declare (sweeps/*.yaml)",
+                       description="Each sweeps/<name>.yaml is generated from its experiment's declaration in "
+                                   "skipvae/experiments/: write them, or check that they are up to date.")
+    w.add_argument("--write", action="store_true", help="write the files that differ (the default action)")
+    w.add_argument("--check", action="store_true", help="exit 1 when a committed file differs from its declaration")
+    w.add_argument("--dir", default=str(Path(__file__).resolve().parent.parent / "sweeps"),
+                   help="the sweeps folder (default: sweeps/ of the checkout)")
     v = sub.add_parser("verdicts", help="the claims' verdicts at a glance (a Markdown table from the ledger)")
     v.add_argument("--write", default=None, metavar="README", help="replace the verdict block of this file")
     v.add_argument("--check", action="store_true", help="with --write: exit 1 when the file's block is stale")
@@ -365,7 +393,7 @@ def main(argv=None) -> int:
     args = make_parser(argv).parse_args(argv)
     handlers = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep,
                 "collect": cmd_collect, "migrate": cmd_migrate,
-                "table": cmd_table, "verdicts": cmd_verdicts}
+                "table": cmd_table, "verdicts": cmd_verdicts, "sweeps": cmd_sweeps}
     try:
         return handlers[args.command](args)
     except Interrupted as err:

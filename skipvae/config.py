@@ -327,7 +327,7 @@ PAPER = {
 }
 
 # Reduced scales. `cpu` is what two CPU cores train in well under an hour per notebook. The notes say what kind
-# of reduction it is; `skipvae.experiments.profile_reductions` lists every setting that differs from the paper,
+# of reduction it is; `skipvae.runner.profile_reductions` lists every setting that differs from the paper,
 # and each record holds its whole config. amp=True (bf16 autocast training) where it agreed with fp32 within seed
 # noise (skipvae.precision; the book's Reproducibility page): the PixelCNN and LSTM models, not the MLP.
 REDUCED = {

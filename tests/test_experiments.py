@@ -16,11 +16,11 @@ import torch  # noqa: E402
 
 import skipvae.train  # noqa: E402
 from skipvae.records import RunRecord  # noqa: E402
-from skipvae import experiments, report, results  # noqa: E402
+from skipvae import report, results, runner  # noqa: E402
 from skipvae.config import make_config  # noqa: E402
 from skipvae.errors import DataError  # noqa: E402
-from skipvae.experiments import (default_profile, experiment_runs, load_trained, profile_reductions,  # noqa: E402
-                                 record_path, results_dir, run_all, update_record_metrics)
+from skipvae.runner import (default_profile, experiment_runs, load_trained, profile_reductions,  # noqa: E402
+                            record_path, results_dir, run_all, update_record_metrics)
 from skipvae.report import (claim_summary, information_kept, left_out_sentence, plot_bars,  # noqa: E402
                             plot_lines, save_figure, summary_value)
 from skipvae.report.claims import INCONCLUSIVE, REPRODUCED, Check  # noqa: E402
@@ -30,7 +30,7 @@ from skipvae.records import git_commit  # noqa: E402
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A throw-away checkout: results and runs under tmp_path."""
-    monkeypatch.setattr(experiments, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(runner, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(report.store, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(results, "REPO_ROOT", tmp_path)  # where records live (skipvae.results)
     monkeypatch.setenv("SKIPVAE_RUNS", str(tmp_path / "runs"))
@@ -186,14 +186,14 @@ def test_load_trained_returns_the_best_weights(repo, synthetic_data):
     assert load_trained(cfg, "mnist") is None  # no checkpoint on this machine
     run_all([cfg], "mnist", progress=False)
     data, model = load_trained(cfg, "mnist")
-    best = torch.load(experiments.checkpoint_path(cfg, "mnist"), weights_only=True)["model"]
+    best = torch.load(runner.checkpoint_path(cfg, "mnist"), weights_only=True)["model"]
     assert not model.training and data.num_examples("test") == 25
     for key, value in model.state_dict().items():
         assert torch.equal(value, best[key]), key
-    ckpt = torch.load(experiments.checkpoint_path(cfg, "mnist"), weights_only=True)
+    ckpt = torch.load(runner.checkpoint_path(cfg, "mnist"), weights_only=True)
     ckpt["config"]["lr"] = 0.5
     ckpt.pop("digest")  # another run's consistent checkpoint (an edit of this one alone fails its checksum)
-    torch.save(ckpt, experiments.checkpoint_path(cfg, "mnist"))
+    torch.save(ckpt, runner.checkpoint_path(cfg, "mnist"))
     with pytest.raises(DataError, match="different config"):
         load_trained(cfg, "mnist")
 
@@ -210,13 +210,13 @@ def test_a_checkpoint_trained_by_a_sweep_is_found_before_collect_once_its_run_ha
                                                              "config": cfg.to_dict(), "metrics": {}}))
         return run_dir / "best.pt"
 
-    assert experiments.checkpoint_path(cfg, "mnist") is None  # nowhere yet
+    assert runner.checkpoint_path(cfg, "mnist") is None  # nowhere yet
     training = put("cpu-table0", finished=False)  # a sweep still training it: its best.pt is not the final one
-    assert experiments.checkpoint_path(cfg, "mnist") is None and load_trained(cfg, "mnist") is None
+    assert runner.checkpoint_path(cfg, "mnist") is None and load_trained(cfg, "mnist") is None
     swept = put("cpu-table1")
-    assert experiments.checkpoint_path(cfg, "mnist") == swept != training
+    assert runner.checkpoint_path(cfg, "mnist") == swept != training
     own = put("mnist")
-    assert experiments.checkpoint_path(cfg, "mnist") == own  # the experiment's own run first
+    assert runner.checkpoint_path(cfg, "mnist") == own  # the experiment's own run first
 
 
 def test_profile_reductions_list_what_differs_from_the_paper():
@@ -348,7 +348,7 @@ def test_reexecuting_a_notebook_changes_no_file(tmp_path):
     """A second execution of a notebook (yahoo.ipynb at the smoke profile; the second reuses every run) leaves every
     file it wrote byte-identical: records, figures without timestamps or random jitter, captions."""
     pytest.importorskip("papermill")
-    root = Path(experiments.REPO_ROOT)
+    root = Path(runner.REPO_ROOT)
     out = results_dir("yahoo", "smoke")
 
     def execute() -> dict:
@@ -366,7 +366,7 @@ def test_show_paper_table_says_when_no_run_has_finished(monkeypatch):
     import pandas as pd
     from IPython.display import Markdown
 
-    from skipvae.experiments import show_paper_table
+    from skipvae.runner import show_paper_table
 
     shown = []
     monkeypatch.setattr("IPython.display.display", shown.append)

@@ -24,7 +24,7 @@ from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE
                                    display_table, experiment_table, fmt, fmt_mean_std, information_kept,
                                    left_out_sentence, metric_columns, nll_subset_text, provenance_table, side_by_side,
                                    summary_table,
-                                   summary_value, theory_summary, theory_table, timing_table)
+                                   summary_text, summary_value, theory_summary, theory_table, timing_table)
 
 SKIP_PAIRS = (("vae", "skip-vae"), ("sa-vae", "skip-sa-vae"))  # (model, the same model with skips)
 
@@ -36,5 +36,5 @@ __all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixe
            "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile",
            "floor_row", "classification_table", "pca_reference_runs", "digits_for", "display_table",
            "experiment_table", "fmt", "fmt_mean_std", "information_kept", "left_out_sentence", "metric_columns",
-           "nll_subset_text", "provenance_table", "side_by_side", "summary_table", "summary_value", "theory_summary",
+           "nll_subset_text", "provenance_table", "side_by_side", "summary_table", "summary_text", "summary_value", "theory_summary",
            "theory_table", "timing_table"]

@@ -15,14 +15,14 @@ typed by hand.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from skipvae.config import LATENT_MODELS, MODELS, model_name
+from skipvae.config import MODELS, model_name
 from skipvae.errors import DataError
+from skipvae.experiments import EXPERIMENTS, MAIN_EXPERIMENTS, Experiment, experiment  # noqa: F401 (re-exported)
 from skipvae.records import (CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record, inside,
                              read_json)
 from skipvae.results import results_dir, results_root  # noqa: F401 (re-exported: the reader's paths)
@@ -30,42 +30,6 @@ from skipvae.results import results_dir, results_root  # noqa: F401 (re-exported
 PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
 
 PROFILE_RANK = {"smoke": 0, "cpu": 1, "paper": 2}
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    title: str
-    by: tuple[str, ...]  # the config columns that, with the profile, identify a row of the experiment's table
-    models: tuple[str, ...] = LATENT_MODELS  # the models its notebook trains (the rows shown before any run exists)
-    source: str = ""  # the source notebook's stem when it is not the experiment's name
-
-    @property
-    def page(self) -> str:
-        return f"experiments/{self.name}"
-
-    @property
-    def notebook(self) -> str:
-        return f"notebooks/{self.source or self.name}.ipynb"
-EXPERIMENTS = {e.name: e for e in (
-    Experiment("mnist", "MNIST", ("arch", "latent_dim", "dec_layers", "model")),
-    Experiment("omniglot", "Omniglot", ("arch", "latent_dim", "dec_layers", "model")),
-    Experiment("yahoo", "Yahoo Answers", ("arch", "latent_dim", "dec_layers", "model"), models=MODELS),
-    Experiment("latent_dim", "Latent dimension", ("dataset", "arch", "dec_layers", "model", "latent_dim"),
-               models=("vae", "skip-vae"), source="ablation_latent_dim"),
-    Experiment("depth", "Decoder depth", ("dataset", "arch", "latent_dim", "model", "dec_layers"),
-               models=("vae", "skip-vae"), source="ablation_depth"),
-    Experiment("collapse", "Collapse over training", ("dataset", "arch", "latent_dim", "dec_layers", "model"),
-               models=("vae", "skip-vae")),
-    Experiment("theory", "Theory", (), models=()),
-)}
-MAIN_EXPERIMENTS = ("mnist", "omniglot", "yahoo")
-
-
-
-
-def experiment(name: str) -> Experiment:
-    if name not in EXPERIMENTS:
-        raise DataError(f"unknown experiment {name!r}; known experiments: {', '.join(EXPERIMENTS)}")
-    return EXPERIMENTS[name]
 
 
 # ---------------------------------------------------------------------------------------------- run records

@@ -322,6 +322,11 @@ def summary_value(summary, metric: str, **where) -> tuple[float, float]:
     return float(row[f"{metric}_mean"]), float(row[f"{metric}_std"])
 
 
+def summary_text(summary, metric: str, digits: int = 2, **where) -> str:
+    """'mean ± std' of `metric` in the one row of a summary table that matches `where` (`summary_value`)."""
+    return fmt_mean_std(*summary_value(summary, metric, **where), digits)
+
+
 def information_kept(runs: pd.DataFrame, skip: dict, base: dict) -> str:
     """How much information the `skip` runs keep in z against the `base` runs (each a dict of key columns, e.g.
     model and latent_dim), at the largest profile in `runs`: the MI difference Δ = MI(skip) − MI(base) over seeds

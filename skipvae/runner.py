@@ -1,4 +1,4 @@
-"""What the notebooks call: run a list of configs (reusing finished runs) and keep their records under results/.
+"""The runner the notebooks call: run a list of configs (reusing finished runs) and keep their records under results/.
 
 Layout: a run trains in `runs/<experiment>/<run_name>/` (checkpoints; ignored by git) and its record is copied to
 `results/<experiment>/runs/<run_name>.json` (committed). The smoke profile writes to `runs/smoke-results/`

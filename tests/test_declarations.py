@@ -1,0 +1,145 @@
+"""Each experiment declared once (skipvae/experiments/<name>.py): its parameters, its runs per profile and the sweep
+files generated from them; every committed record is one of its experiment's declared runs."""
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from skipvae.cli import main
+from skipvae.experiments import EXPERIMENTS, experiment, sweep_files
+from skipvae.experiments.declaration import Block, Experiment, Param, Sweep, block, first_only, sweep_spec, sweep_text
+from skipvae.params import check_notebook_parameters
+from skipvae.records import REPO_ROOT
+from skipvae.report.budget import load_plan, row_runs
+from skipvae.sweepfile import expand_sweep, load_sweep
+
+SWEEPS = REPO_ROOT / "sweeps"
+PLANS = ("cpu_plan", "scale_plan")  # budget plans, not sweeps
+NOT_YET_DECLARED = {"cpu_remedies_mnist", "cpu_remedies_yahoo"}
+
+
+def committed_records(name: str) -> list[dict]:
+    folder = REPO_ROOT / "results" / name / "runs"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def test_every_sweep_file_is_what_its_declaration_generates():
+    assert main(["sweeps", "--check"]) == 0
+    committed = {p.stem for p in SWEEPS.glob("*.yaml")} - set(PLANS) - NOT_YET_DECLARED
+    assert committed == set(sweep_files())  # no sweep file is typed by hand
+    for stem, text in sweep_files().items():
+        assert text.startswith("# Generated from skipvae/experiments/")
+        assert len(load_sweep(SWEEPS / f"{stem}.yaml").configs) == int(re.search(r"(\d+) runs\.", text)[1])
+
+
+def test_a_stale_sweep_file_is_reported_and_rewritten(tmp_path, capsys):
+    assert main(["sweeps", "--write", "--dir", str(tmp_path)]) == 0
+    stale = tmp_path / "cpu_table1.yaml"
+    stale.write_text(stale.read_text().replace("seed: [0, 1, 2]", "seed: [0]"))
+    assert main(["sweeps", "--check", "--dir", str(tmp_path)]) == 1
+    assert "cpu_table1.yaml is not what its declaration generates" in capsys.readouterr().err
+    assert main(["sweeps", "--dir", str(tmp_path)]) == 0
+    assert stale.read_text() == sweep_files()["cpu_table1"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_committed_record_is_a_declared_run_of_its_experiment(name):
+    records = committed_records(name)
+    by_profile = Counter(r["config"]["profile"] for r in records)
+    for profile in by_profile:
+        declared = {c.run_name() for c in experiment(name).all_configs(profile)}
+        assert {r["name"] for r in records if r["config"]["profile"] == profile} <= declared
+
+
+def test_the_declared_cpu_runs_have_records_except_the_plan_rows_not_run():
+    not_run = {c.run_name() for row, configs in row_runs(load_plan(SWEEPS / "cpu_plan.yaml")) if row.get("not_run")
+               for c in configs or []}
+    for name, exp in EXPERIMENTS.items():
+        have = {r["name"] for r in committed_records(name)}
+        missing = {c.run_name() for c in exp.all_configs("cpu")} - have - not_run
+        assert missing == set(), name
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_the_declared_defaults_are_valid_parameters(name):
+    exp = experiment(name)
+    given = {"profile": "cpu", **exp.defaults()}
+    assert check_notebook_parameters(given, exp.spec).keys() == given.keys()
+    notebook = json.loads((REPO_ROOT / exp.notebook).read_text())
+    code = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    assert "globals().update(EXP.defaults())" in code and f'EXPERIMENT = "{name}"' in code
+    for p in exp.params:  # the parameters are declared, not typed again in the notebook
+        assert not re.search(rf"^{p.name}(: \w+)? = ", code, re.M), p.name
+
+
+def test_no_helper_is_defined_in_more_than_one_notebook():
+    defined = Counter()
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        defined.update(set(re.findall(r"^def (\w+)\(", code, re.M)))
+    assert [name for name, n in defined.items() if n > 1] == []
+
+
+def test_the_smoke_profile_reduces_and_the_defaults_are_copies():
+    mnist = experiment("mnist")
+    smoke = mnist.parameters("smoke")
+    assert smoke["seeds"] == [0] and smoke["mlp_layers"] == [2] and mnist.parameters("cpu")["seeds"] == [0, 1, 2]
+    mnist.defaults()["seeds"].append(7)
+    assert mnist.defaults()["seeds"] == [0, 1, 2]
+    with pytest.raises(ValueError, match="unknown parameters"):
+        mnist.configs("cpu", {"seedz": [0]})
+
+
+def test_a_parameter_changes_the_runs_of_its_block_only():
+    latent = experiment("latent_dim")
+    assert len(latent.all_configs("cpu")) == 30
+    fewer = latent.configs("cpu", {"latent_dims": [20], "seeds": [0, 1]})["pixelcnn"]
+    assert sorted((c.latent_dim, c.model, c.seed) for c in fewer) == [
+        (20, m, s) for m in ("skip-vae", "vae") for s in (0, 1)]
+    extra = latent.configs("cpu", {"latent_dims": [100], "seeds": [0], "extra_seeds": {"100": [0, 1]}})
+    assert sorted(c.seed for c in extra["pixelcnn"]) == [0, 0, 1, 1]  # papermill's string keys; seed 0 once
+    depth = experiment("depth").configs("cpu", {"omniglot_depths": [], "lstm_depths": None})
+    assert set(depth) == {"mnist"}  # an empty part is no block
+
+
+def test_block_and_sweep_spec_semantics():
+    assert block("x", {"a": 1}, {"seed": []}) is None
+    b = block("x", {"dataset": "mnist"}, {"seed": []}, {"seed": [0, 1]})
+    assert b == Block("x", {"dataset": "mnist"}, ({"seed": [0, 1]},))
+    assert first_only({"s": [3, 4], "t": [5]}, "s") == {"s": [3], "t": [5]}
+
+    def two_parts(profile, p):
+        return [block("a", {"dataset": "mnist", "arch": "mlp", "profile": profile}, {"seed": p["seeds"]}),
+                block("b", {"dataset": "mnist", "arch": "pixelcnn", "profile": profile},
+                      {"model": ["vae"], "seed": p["seeds"]})]
+
+    exp = Experiment("toy", "Toy", ("model",), params=(Param("seeds", "seeds", [0, 1], "seeds"),),
+                     make_blocks=two_parts)
+    spec = sweep_spec(exp, Sweep("toy_cpu", "cpu", "A toy.", order=("seed",)))
+    assert spec == {"name": "toy-cpu", "base": {"dataset": "mnist", "profile": "cpu"},
+                    "grid": [{"seed": [0, 1], "arch": ["mlp"]}, {"seed": [0, 1], "arch": ["pixelcnn"],
+                                                                 "model": ["vae"]}]}
+    text = sweep_text(exp, Sweep("toy_cpu", "cpu", "A toy.", params={"seeds": [3]}))
+    assert "A toy. 2 runs." in text
+    assert {c.seed for c in expand_sweep({"base": {}, "grid": [{"seed": [3]}]}).configs} == {3}
+    assert max(len(line) for line in text.splitlines()) <= 120
+
+
+def test_the_paper_scale_sweeps_hold_the_runs_that_are_training():
+    """The paper-scale runs started from the sweep files keep their keys: the generated files hold the same runs."""
+    table3 = {c.run_name() for c in load_sweep(SWEEPS / "paper_table3_mlp.yaml").configs}
+    assert "mnist-mlp-vae-z50-l2-s0-b0ea48340d3c" in table3 and len(table3) == 18
+    assert [c.dec_layers for c in load_sweep(SWEEPS / "paper_table3_mlp.yaml").configs[:6]] == [2] * 6
+
+
+def test_the_notebook_shows_its_parameters():
+    from skipvae.notebook import parameters_table
+
+    table = parameters_table("mnist", {**experiment("mnist").defaults(), "seeds": [0]})
+    row = table[table["parameter"] == "seeds"].iloc[0]
+    assert (row["value"], row["default"]) == ("[0]", "[0, 1, 2]") and row["meaning"] == "seeds per model"
+    assert (table[table["parameter"] == "force"].iloc[0]["default"]) == ""
