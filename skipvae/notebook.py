@@ -1,16 +1,17 @@
 """What every experiment notebook does first (`start`): check its parameters, set up plotting and threads.
 
-    # the parameters cell:
+    # the parameters cell, generated from the declaration (`parameters_cell`; a test checks it):
     _names = set(globals())
-    profile = default_profile()
-    threads = 0
-    globals().update(experiment(EXPERIMENT).defaults())   # declared once, in skipvae/experiments/<name>.py
+    profile: str = default_profile()  # ...
+    seeds: list = EXP.default("seeds")  # seeds per model
+    ...
     # the next cell:
     out_dir, params = start(EXPERIMENT, globals(), _names)
 
-The kind of each parameter is declared with it (`skipvae.experiments.Param`, checked by `skipvae.params.CHECKS`);
-an unknown name (a typo in `papermill -p`) or a bad value stops the notebook in its first cell with one line
-naming the parameter, the value and what is allowed.
+Each parameter's kind, default and meaning are declared once, in skipvae/experiments/<name>.py (`Param`, checked
+by `skipvae.params.CHECKS`); the cell names them so that papermill (`papermill --help-notebook`) knows them. An
+unknown name (a typo in `papermill -p`) or a bad value stops the notebook in its first cell with one line naming
+the parameter, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,31 @@ from pathlib import Path
 from skipvae.experiments import experiment
 from skipvae.params import notebook_parameters
 from skipvae.results import results_dir
+
+
+PROFILE_LINE = ("profile: str = default_profile()  # smoke (seconds; chosen automatically when CI is set or "
+                "SKIPVAE_PROFILE is smoke), cpu (2 CPU cores, reduced), paper (the paper's settings; GPU)")
+THREADS_LINE = ("threads: int = 0  # torch CPU threads (0: torch default; 1 is much faster on a busy shared machine, "
+                "and the smoke profile uses 1)")
+PYTHON_TYPES = {"seeds": "list", "models": "list", "positive_ints": "list", "positive_ints_or_none": "list",
+                "positive_floats": "list", "int_list": "list", "bool": "bool", "dict": "dict", "model_grid": "dict",
+                "extra_seeds": "dict", "positive_float": "float", "nonneg_float": "float", "float": "float",
+                "str": "str"}
+
+
+def parameters_cell(name: str) -> str:
+    """The source of the notebook's parameters cell: each declared parameter at its declared default, with its
+    meaning as the comment papermill shows."""
+    exp = experiment(name)
+    lines = ["_names = set(globals())  # the names defined before the parameters: `start` checks the rest",
+             PROFILE_LINE]
+    for p in exp.params:
+        kind = PYTHON_TYPES.get(p.kind.removeprefix("optional_"), "int")
+        kind = f"{kind} | None" if p.kind.startswith("optional_") else kind
+        lines.append(f'{p.name}: {kind} = EXP.default("{p.name}")  # {p.about}')
+    if exp.threads:
+        lines.append(THREADS_LINE)
+    return "\n".join(lines)
 
 
 def parameters_table(name: str, params: dict):

@@ -84,6 +84,7 @@ class Experiment:
     params: tuple[Param, ...] = ()
     make_blocks: Callable[[str, dict], list] | None = None  # (profile, parameters) -> [Block | None]
     reduce: Callable[[str, dict], dict] | None = None  # (profile, parameters) -> the parameters the profile uses
+    threads: bool = True  # whether its notebook takes `threads` (torch's CPU threads): the ones that train
     sweeps: tuple[Sweep, ...] = ()
 
     @property
@@ -97,7 +98,12 @@ class Experiment:
     @property
     def spec(self) -> dict[str, str]:
         """{parameter: kind} of the notebook's parameters (profile and threads included)."""
-        return {"profile": "profile", **{p.name: p.kind for p in self.params}, "threads": "nonneg_int"}
+        return {"profile": "profile", **{p.name: p.kind for p in self.params},
+                **({"threads": "nonneg_int"} if self.threads else {})}
+
+    def default(self, name: str):
+        """The declared default of parameter `name` (a copy)."""
+        return self.defaults()[name]
 
     def defaults(self) -> dict:
         """{parameter: its default} (copies: a notebook may change its lists without changing the declaration)."""

@@ -24,7 +24,8 @@ def reduce(profile: str, p: dict) -> dict:
     return {**p, "seeds": p["seeds"][:3], "depths": sorted(p["depths"])[:3]} if profile == "smoke" else p
 
 
-EXPERIMENT = Experiment("theory", "Theory", (), models=(), params=PARAMS, reduce=reduce)
+EXPERIMENT = Experiment("theory", "Theory", (), models=(), params=PARAMS, reduce=reduce,
+                        threads=False)
 
 
 # ------------------------------------------------------------------------------- the study's data: theory.json
