@@ -55,6 +55,8 @@ EXPERIMENTS = {e.name: e for e in (
                models=("vae", "skip-vae"), source="ablation_depth"),
     Experiment("collapse", "Collapse over training", ("dataset", "arch", "latent_dim", "dec_layers", "model"),
                models=("vae", "skip-vae")),
+    Experiment("remedies", "Skips among the remedies", ("dataset", "arch", "latent_dim", "dec_layers", "objective",
+                                                        "model"), models=("vae", "skip-vae")),
     Experiment("theory", "Theory", (), models=()),
 )}
 MAIN_EXPERIMENTS = ("mnist", "omniglot", "yahoo")
