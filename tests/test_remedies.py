@@ -156,10 +156,12 @@ def test_figure_one_point_per_run_and_its_caption(tmp_path):
     runs = report.load_runs("remedies", tmp_path)
     fig, caption = remedies.plot_mi_nll(runs)
     points = [len(c.get_offsets()) for ax in fig.axes for c in ax.collections]
-    assert sum(points) == len(runs) == 9 and [ax.get_title() for ax in fig.axes] == ["yahoo", "mnist"]
+    assert sum(points) == len(runs) == 9 and [ax.get_title() for ax in fig.axes] == ["Yahoo", "MNIST"]
     assert caption == ("One point per run (9 runs): MI against NLL. One panel per dataset, each with its own axes: "
                        "yahoo (3 runs); mnist (6 runs). Colour: objective (elbo; bn-vae); marker: model (vae: circle; "
-                       "skip-vae: triangle).")
+                       "skip-vae: triangle). NLL (Yahoo: nats per document; MNIST: nats per image) and MI in nats, "
+                       "on the test set.")
+    assert fig.axes[0].get_xlabel() == "NLL (nats per document)"
     plt.close(fig)
 
 

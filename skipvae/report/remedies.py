@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from skipvae.names import OBJECTIVES
+from skipvae.records import REPO_ROOT
 from skipvae.report.claims import (MIN_SEEDS, NAMES, NOT_AT_SCALE, NOT_REPRODUCED, REPRODUCED, Check, compare,
                                    gate_mi_ceiling, gate_smoke)
 from skipvae.report.store import paper_numbers
@@ -30,6 +31,10 @@ from skipvae.report.tables import (METRIC_LABELS, SETTING_LABELS, best_profile, 
                                    summary_table)
 
 DATASETS = ("yahoo", "mnist")  # the datasets of the page, in its order
+# The grid, declared once: the notebook runs these sweep files at its profile (skipvae.sweepfile.load_sweep).
+SWEEPS = {"yahoo": REPO_ROOT / "sweeps" / "cpu_remedies_yahoo.yaml",
+          "mnist": REPO_ROOT / "sweeps" / "cpu_remedies_mnist.yaml"}
+SMOKE_OBJECTIVES = ("elbo", "free-bits", "bn-vae")  # the notebook's smoke grid (MNIST, one seed): seconds
 DATASET_TITLES = {"yahoo": "Yahoo", "mnist": "MNIST", "omniglot": "Omniglot"}
 UNITS = {"yahoo": "document", "mnist": "image", "omniglot": "image"}
 PAIR = ("vae", "skip-vae")  # the plain model and the same model with skips
@@ -380,4 +385,8 @@ def plot_mi_nll(runs: pd.DataFrame):
                       style_order=style_order, panel_order=order)
     caption = points_caption(runs, "nll", "mi", hue="objective", style="model", panel="dataset",
                              hue_order=hue_order, style_order=style_order, panel_order=order)
-    return fig, caption
+    for ax, dataset in zip(fig.axes, order):
+        ax.set(title=DATASET_TITLES.get(dataset, dataset), xlabel=f"NLL (nats per {UNITS.get(dataset, 'example')})",
+               ylabel="MI (nats)")
+    units = "; ".join(f"{DATASET_TITLES.get(d, d)}: nats per {UNITS.get(d, 'example')}" for d in order)
+    return fig, f"{caption} NLL ({units}) and MI in nats, on the test set."
