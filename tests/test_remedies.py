@@ -182,3 +182,14 @@ def test_load_sweep_at_another_profile(tmp_path):
     assert [c.profile for c in load_sweep(path).configs] == ["cpu", "cpu"]
     assert [c.epochs for c in load_sweep(path, profile="smoke").configs] == [1, 1]
     assert pd.Series([c.profile for c in load_sweep(path, profile="paper").configs]).eq("paper").all()
+
+
+def test_notebook_parameter_kinds_of_the_remedies():
+    from skipvae.errors import ConfigError
+    from skipvae.params import check_param
+
+    assert check_param("datasets", ["yahoo", "mnist"], "datasets") == ["yahoo", "mnist"]
+    assert check_param("objectives", list(OBJECTIVES), "objectives") == list(OBJECTIVES)
+    for value, kind in ((["bn"], "objectives"), ([], "objectives"), (["cifar"], "datasets")):
+        with pytest.raises(ConfigError, match=kind):
+            check_param(kind, value, kind)
