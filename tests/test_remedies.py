@@ -193,3 +193,19 @@ def test_notebook_parameter_kinds_of_the_remedies():
     for value, kind in ((["bn"], "objectives"), ([], "objectives"), (["cifar"], "datasets")):
         with pytest.raises(ConfigError, match=kind):
             check_param(kind, value, kind)
+
+
+def test_the_pages_views_fill_in_from_the_records(tmp_path, monkeypatch):
+    """What the book's remedies-table shows (views.remedy_views) and `python -m skipvae table remedies` prints."""
+    from skipvae.report import views
+
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))
+    assert [v.title for v in views.remedy_views("yahoo")] == ["Remedies on Yahoo"]  # not run yet: the grid alone
+    write_cell(tmp_path, "elbo", "vae", 1.0, 100.0)
+    write_cell(tmp_path, "bn-vae", "vae", 3.0, 101.0)
+    shown = views.remedy_views("mnist")
+    assert [v.title for v in shown] == ["Remedies on MNIST", "Remedies on MNIST: differences"]
+    assert len(shown[0].table) == 2 and shown[0].caption.startswith("MNIST at the cpu profile")
+    assert "BN-VAE keeps more information in $z$ than the plain VAE" in shown[1].caption
+    titles = [v.title for v in views.experiment_views("remedies")]
+    assert titles[0] == "Our runs: Skips among the remedies" and "Remedies on MNIST: differences" in titles
