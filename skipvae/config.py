@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 from skipvae.errors import ConfigError
 from skipvae.names import (ARCHS, DATASETS, INFERENCES, LATENT_MODELS,  # noqa: F401 (the config's names)
-                           MODEL_ALIASES, MODEL_AXES, MODELS, PROFILES)
+                           MODEL_ALIASES, MODEL_AXES, MODELS, OBJECTIVES, PROFILES)
 from skipvae.params import check_fields
 
 # The training objective (skipvae.objectives): the ELBO, or a remedy for posterior collapse. A remedy changes the
 # training loss only (bn-vae also the encoder's means); validation and test always report the true ELBO.
-OBJECTIVES = ("elbo", "kl-anneal", "cyclical", "free-bits", "beta", "bn-vae", "aggressive")
+# OBJECTIVES (skipvae.names): elbo, kl-anneal, cyclical, free-bits, beta, bn-vae, aggressive.
 # The fields of one remedy: they may differ from their defaults (the published ones) only when it is selected.
 REMEDY_FIELDS = {"cycles": "cyclical", "cycle_ratio": "cyclical", "free_bits": "free-bits", "kl_beta": "beta",
                  "bn_gamma": "bn-vae", "aggressive_steps": "aggressive"}

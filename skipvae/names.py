@@ -17,3 +17,5 @@ LATENT_MODELS = tuple(m for m, axes in MODEL_AXES.items() if axes["inference"] !
 MODEL_ALIASES = {"skip_vae": "skip-vae", "sa_vae": "sa-vae", "skip_sa_vae": "skip-sa-vae", "savae": "sa-vae",
                  "skip-savae": "skip-sa-vae", "skipvae": "skip-vae"}
 PROFILES = ("smoke", "cpu", "paper")
+# The training objective (skipvae.objectives): the ELBO, or a remedy for posterior collapse (skipvae.config).
+OBJECTIVES = ("elbo", "kl-anneal", "cyclical", "free-bits", "beta", "bn-vae", "aggressive")

@@ -28,10 +28,7 @@ PROFILE_LINE = ("profile: str = default_profile()  # smoke (seconds; chosen auto
                 "SKIPVAE_PROFILE is smoke), cpu (2 CPU cores, reduced), paper (the paper's settings; GPU)")
 THREADS_LINE = ("threads: int = 0  # torch CPU threads (0: torch default; 1 is much faster on a busy shared machine, "
                 "and the smoke profile uses 1)")
-PYTHON_TYPES = {"seeds": "list", "models": "list", "positive_ints": "list", "positive_ints_or_none": "list",
-                "positive_floats": "list", "int_list": "list", "bool": "bool", "dict": "dict", "model_grid": "dict",
-                "extra_seeds": "dict", "positive_float": "float", "nonneg_float": "float", "float": "float",
-                "str": "str"}
+OPTIONAL_TYPES = {"optional_positive_int": "int | None"}  # the annotation of a parameter whose default is None
 
 
 def parameters_cell(name: str) -> str:
@@ -41,8 +38,7 @@ def parameters_cell(name: str) -> str:
     lines = ["_names = set(globals())  # the names defined before the parameters: `start` checks the rest",
              PROFILE_LINE]
     for p in exp.params:
-        kind = PYTHON_TYPES.get(p.kind.removeprefix("optional_"), "int")
-        kind = f"{kind} | None" if p.kind.startswith("optional_") else kind
+        kind = OPTIONAL_TYPES[p.kind] if p.default is None else type(p.default).__name__
         lines.append(f'{p.name}: {kind} = EXP.default("{p.name}")  # {p.about}')
     if exp.threads:
         lines.append(THREADS_LINE)

@@ -14,7 +14,7 @@ import dataclasses
 import math
 
 from skipvae.errors import ConfigError
-from skipvae.names import DATASETS, MODELS, PROFILES
+from skipvae.names import DATASETS, MODELS, OBJECTIVES, PROFILES
 
 SEED_MAX = 2**32 - 1
 
@@ -49,7 +49,7 @@ def _list_of(name, v, check_item, allowed):
 
 
 def _choices(kind: str) -> tuple:
-    return {"profile": PROFILES, "model": MODELS, "dataset": DATASETS}[kind]
+    return {"profile": PROFILES, "model": MODELS, "dataset": DATASETS, "objective": OBJECTIVES}[kind]
 
 
 def _seed(name, v):
@@ -100,6 +100,10 @@ CHECKS = {
     "model": lambda n, v: _choice(n, v, "model"),
     "models": lambda n, v: _list_of(n, v, lambda m: _choice("model", m, "model"),
                                     f"models ({', '.join(_choices('model'))})"),
+    "datasets": lambda n, v: _list_of(n, v, lambda d: _choice("dataset", d, "dataset"),
+                                      f"datasets ({', '.join(_choices('dataset'))})"),
+    "objectives": lambda n, v: _list_of(n, v, lambda o: _choice("objective", o, "objective"),
+                                        f"objectives ({', '.join(_choices('objective'))})"),
     "seeds": lambda n, v: _list_of(n, v, lambda s: _seed("seed", s), "non-negative integer seeds"),
     "positive_ints": lambda n, v: _list_of(n, v, lambda i: _int("value", i, 1), "positive integers"),
     "positive_ints_or_none": lambda n, v: [] if v == [] else _list_of(n, v, lambda i: _int("value", i, 1),

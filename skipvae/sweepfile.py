@@ -75,9 +75,10 @@ def _yaml_error(path: Path, err: yaml.YAMLError) -> str:
     return f"{path} is not valid YAML: {what}{where} (a sweep file is plain YAML: no tags such as !!python)"
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path, profile: str | None = None) -> Sweep:
     """Read and validate a sweep file; every run's config is checked before anything runs. Files that are not
-    small UTF-8 YAML without tags, or that expand past MAX_NODES values through aliases, are refused."""
+    small UTF-8 YAML without tags, or that expand past MAX_NODES values through aliases, are refused. `profile`
+    replaces the file's `base.profile` (the same grid at another scale, e.g. a notebook's profile)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no sweep file at {path}; see sweeps/ for examples")
@@ -97,6 +98,8 @@ def load_sweep(path: str | Path) -> Sweep:
     finally:
         loader.dispose()
     _count_nodes(spec)
+    if profile is not None and isinstance(spec, dict) and isinstance(spec.get("base") or {}, dict):
+        spec = {**spec, "base": {**(spec.get("base") or {}), "profile": profile}}
     return expand_sweep(spec, default_name=path.stem)
 
 

@@ -42,7 +42,8 @@ VERDICT_NAMES = ("reproduced", "partly reproduced", "not reproduced", "inconclus
 # Sphinx's number before the paper's own name of a table or figure ("Table 23 Table 1: ...").
 DOUBLE_NUMBER = re.compile(r"(Table|Fig\.) \d+\s+(Table|Figure) \d+")
 MAIN_PAGES = ["intro", "methods", "experiments/mnist", "experiments/omniglot", "experiments/yahoo",
-              "experiments/latent_dim", "experiments/depth", "experiments/collapse", "experiments/theory", "claims",
+              "experiments/latent_dim", "experiments/depth", "experiments/collapse", "experiments/remedies",
+              "experiments/theory", "claims",
               "reproducibility", "references"]
 ALL_PAGES = MAIN_PAGES + [f"experiments/{e}_notebook" for e in report.EXPERIMENTS]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -183,7 +183,9 @@ def test_paper_numbers_are_complete_and_cited():
         assert set(table.attrs["columns"]) <= set(table.columns), name
         assert table.attrs["experiment"] in (*report.EXPERIMENTS, "reproducibility")
     yahoo = numbers["tables"]["yahoo_zhu2020"].set_index("model")
-    assert list(yahoo.columns) == ["nll", "kl", "mi", "au_0.01"] and len(yahoo) == 8
+    assert list(yahoo.columns) == ["nll", "kl", "mi", "au_0.01", "origin"] and len(yahoo) == 8  # origin: whose run
+    remedies = numbers["tables"]["remedies_yahoo"]
+    assert remedies.attrs["experiment"] == "remedies" and len(remedies) == 7 and remedies.attrs["setup"]
     assert set(report.paper_tables("omniglot")) == {"omniglot_he2019", "omniglot_kim2018"}
 
 

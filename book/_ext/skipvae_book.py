@@ -2,12 +2,16 @@
 through skipvae.report, at build time, so the pages fill in by themselves once run records appear.
 
 Directives (in MyST pages: ```{name} argument```):
-    results-status <experiment>        what has run (profiles, seeds, models), or 'not run yet at any profile'
+    results-status <experiment>        what has run (profiles, seeds, models), or 'not run yet at any profile';
+                                       option :sweeps: the sweep files whose records the page waits for
     results-table <experiment>         mean ± std over seeds per setting; option :metrics: nll,kl,mi,...
     classification-table               MNIST accuracies from posterior means beside the paper's (claim 4)
     paper-table <name>                 a table quoted from book/paper_numbers.yaml, with its source
     paper-beside <name>                a paper table rebuilt beside ours, same rows and columns; :where: key=value
-    results-figure <experiment>        :plot: summary | latent_dim | dec_layers (drawn from the records), or
+    remedies-table <dataset>           the remedies x {plain, skip} (skipvae.report.remedies), their differences with
+                                       Welch intervals and the sentences generated from them
+    remedies-setup                     the published Yahoo setting beside ours (the quoted table's `setup`)
+    results-figure <experiment>        :plot: summary | latent_dim | dec_layers | mi_nll (drawn from the records), or
                                        :file: <name>.png (a figure of the executed notebook); the content is the
                                        'what to notice' sentence, the caption adds the profile and the seeds
     theory-table                       the rows of results/theory/theory.json
@@ -141,6 +145,19 @@ def run_commands(name: str) -> str:
     return "\n".join(f"papermill {exp.notebook} results/{name}/{name}.ipynb -p profile {p}" for p in ("cpu", "paper"))
 
 
+def sweep_commands(name: str, sweeps: list[str]) -> str:
+    """The commands that train the sweeps (sweeps/<file>.yaml, relative to the repository) and collect their
+    records into results/<name>/."""
+    from skipvae.sweepfile import load_sweep
+
+    lines = []
+    for path in sweeps:
+        sweep = load_sweep(report.REPO_ROOT / path)
+        lines += [f"python -m skipvae sweep {path} --jobs 2 --threads-per-run 1",
+                  f"python -m skipvae collect runs/{sweep.name} --experiment {name}"]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------- directives
 
 class ResultsDirective(SphinxDirective):
@@ -159,10 +176,19 @@ class ResultsDirective(SphinxDirective):
 
 class ResultsStatus(ResultsDirective):
     required_arguments = 1
+    option_spec = {"sweeps": directives.unchanged}
 
     def make(self):
         name = self.arguments[0]
         status = report.run_status(name)
+        sweeps = self.options.get("sweeps", "").split()
+        if not status["ran"] and sweeps:
+            return [admonition("The runs have not been committed yet", [
+                paragraph(f"No record of this experiment is in results/{name}/ yet, so every table below says 'not "
+                          f"run yet' and the figure is not drawn. The page fills in when the sweeps' records are "
+                          f"collected (or the notebook has run):"),
+                literal_block(sweep_commands(name, sweeps) + "\n" + run_commands(name))],
+                ["warning", "skipvae-not-run"])]
         if not status["ran"]:
             return [admonition("Not run yet at any profile", [
                 paragraph("No results for this experiment exist yet, so every table below says 'not run yet' "
@@ -200,6 +226,49 @@ class ResultsTable(ResultsDirective):
         view = views.results_view(name, metrics=metrics)
         return [table_node(view.table, ["skipvae-results", f"skipvae-results-{name}"], view.caption,
                            f"results-{name}")]
+
+
+class RemediesTable(ResultsDirective):
+    """The remedies on one dataset (views.remedy_views): remedy x {plain, skip}, then the differences with their
+    Welch intervals and, below them, the sentences generated from the intervals."""
+    required_arguments = 1
+
+    def make(self):
+        from skipvae.report import remedies
+
+        dataset = self.arguments[0]
+        if dataset not in remedies.DATASETS:
+            raise self.error(f"no remedies on {dataset!r}; the datasets are {', '.join(remedies.DATASETS)}")
+        shown = views.remedy_views(dataset)
+        out = [table_node(shown[0].table, ["skipvae-results", "skipvae-remedies"], shown[0].caption,
+                          f"remedies-{dataset}")]
+        if len(shown) == 1:
+            return out
+        out.append(table_node(shown[1].table, ["skipvae-results", "skipvae-remedies-differences"],
+                              remedies.DIFFERENCES_CAPTION, f"remedies-{dataset}-differences"))
+        runs = remedies.dataset_runs(report.load_runs("remedies"), dataset)
+        diffs = remedies.remedy_differences(runs)
+        items = nodes.bullet_list()
+        for line in remedies.remedy_sentences(diffs):
+            items += nodes.list_item("", paragraph(plain_math(line)))
+        out += [paragraph(plain_math(remedies.remedy_summary(diffs, dataset))), items]
+        return out
+
+
+def plain_math(text: str) -> str:
+    """A generated sentence for a text node, which renders no math: $z$ becomes z."""
+    return text.replace("$z$", "z")
+
+
+class RemediesSetup(ResultsDirective):
+    """The published Yahoo setting (the quoted table's `setup`) beside ours, from the runs' configs."""
+
+    def make(self):
+        from skipvae.report import remedies
+
+        table = remedies.setup_differences(report.load_runs("remedies"))
+        return [table_node(table, ["skipvae-results", "skipvae-remedies-setup"], remedies.setup_caption(table),
+                           "remedies-setup")]
 
 
 class ClassificationTable(ResultsDirective):
@@ -279,13 +348,17 @@ class ResultsFigure(ResultsDirective):
             runs, hue = plots.bar_hue(runs, "model", None)
             fig = report.plot_bars(runs, metrics or ["kl", "mi", "au_0.01"], x="model", hue=hue)
             drawn = plots.bars_caption(runs, hue)
+        elif plot == "mi_nll":
+            from skipvae.report import remedies
+
+            fig, drawn = remedies.plot_mi_nll(runs)
         elif plot in ("latent_dim", "dec_layers"):
             several = "dataset" if runs["dataset"].nunique() > 1 else None
             runs, hue = plots.line_hue(runs, plot, "model", several)
             fig = report.plot_lines(runs, plot, metrics or ["mi", "au_0.01", "nll"], hue=hue, row=several)
             drawn = plots.lines_caption(runs, hue, several)
         else:
-            raise self.error(f":plot: {plot!r} is unknown; use summary, latent_dim or dec_layers")
+            raise self.error(f":plot: {plot!r} is unknown; use summary, latent_dim, dec_layers or mi_nll")
         uri = self.save(fig, name, plot)
         seeds = sorted(int(s) for s in runs["seed"].unique())
         caption = f"{notice} {drawn} Profile: {profile}; seeds {', '.join(map(str, seeds))} ({len(runs)} runs)."
@@ -690,7 +763,8 @@ def setup(app):
     for name, directive in {"results-status": ResultsStatus, "results-table": ResultsTable,
                             "classification-table": ClassificationTable, "paper-table": PaperTable,
                             "paper-beside": PaperBeside, "rule-history": RuleHistory,
-                            "results-figure": ResultsFigure, "theory-table": TheoryTable,
+                            "results-figure": ResultsFigure, "remedies-table": RemediesTable,
+                            "remedies-setup": RemediesSetup, "theory-table": TheoryTable,
                             "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,
                             "provenance-table": ProvenanceTable, "timing-table": TimingTable,
                             "precision-table": PrecisionTable, "budget-table": BudgetTable}.items():

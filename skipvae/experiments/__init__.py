@@ -8,10 +8,11 @@ files generated from them (skipvae.experiments.declaration). No training here: t
 from __future__ import annotations
 
 from skipvae.errors import DataError
-from skipvae.experiments import collapse, depth, latent_dim, mnist, omniglot, theory, yahoo
+from skipvae.experiments import collapse, depth, latent_dim, mnist, omniglot, remedies, theory, yahoo
 from skipvae.experiments.declaration import Block, Experiment, Param, Sweep, sweep_spec, sweep_text
 
-EXPERIMENTS = {m.EXPERIMENT.name: m.EXPERIMENT for m in (mnist, omniglot, yahoo, latent_dim, depth, collapse, theory)}
+EXPERIMENTS = {m.EXPERIMENT.name: m.EXPERIMENT
+               for m in (mnist, omniglot, yahoo, latent_dim, depth, collapse, remedies, theory)}
 MAIN_EXPERIMENTS = ("mnist", "omniglot", "yahoo")
 
 __all__ = ["EXPERIMENTS", "MAIN_EXPERIMENTS", "Block", "Experiment", "Param", "Sweep", "experiment", "sweep_spec",

@@ -182,3 +182,48 @@ def plot_history(runs, metrics=("val_kl", "val_mi", "val_au_0.01"), hue: str = "
         ax.set(title=METRIC_LABELS.get(m.removeprefix("val_"), m), xlabel=x, ylabel="")
     fig.tight_layout()
     return fig
+
+
+MARKERS = ("o", "^", "s", "D", "v", "X")  # marker shapes in style order, named in the caption by MARKER_NAMES
+MARKER_NAMES = {"o": "circle", "^": "triangle", "s": "square", "D": "diamond", "v": "downward triangle", "X": "cross"}
+
+
+def plot_points(runs, x: str, y: str, hue: str, style: str, panel: str | None = None, hue_order=None,
+                style_order=None, panel_order=None):
+    """One point per run: `y` against `x`, colour `hue`, marker shape `style` (MARKERS in style_order), one panel
+    per value of `panel` (each with its own axes: the units may differ), one legend beside the last panel."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    hue_order = list(hue_order or runs[hue].unique())
+    style_order = list(style_order or runs[style].unique())
+    panels = list(panel_order or runs[panel].unique()) if panel else [None]
+    palette = dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order))))
+    markers = dict(zip(style_order, MARKERS))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.8, 3.6), squeeze=False)
+    for ax, value in zip(axes[0], panels):
+        sub = runs[runs[panel] == value] if panel else runs
+        sns.scatterplot(data=sub, x=x, y=y, hue=hue, style=style, hue_order=hue_order, style_order=style_order,
+                        palette=palette, markers=markers, s=46, alpha=0.85, ax=ax, legend=ax is axes[0][-1])
+        ax.set(title=str(value) if panel else "", xlabel=METRIC_LABELS.get(x, x), ylabel=METRIC_LABELS.get(y, y))
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def points_caption(runs, x: str, y: str, hue: str, style: str, panel: str | None = None, hue_order=None,
+                   style_order=None, panel_order=None) -> str:
+    """What plot_points draws, from the data it draws."""
+    hue_order = list(hue_order or runs[hue].unique())
+    style_order = list(style_order or runs[style].unique())
+    label = lambda k: SETTING_LABELS.get(k, METRIC_LABELS.get(k, k))  # noqa: E731
+    shapes = "; ".join(f"{v}: {MARKER_NAMES[m]}" for v, m in zip(style_order, MARKERS))
+    panels = ""
+    if panel:
+        counts = runs.groupby(panel).size()
+        order = list(panel_order or counts.index)
+        panels = (f" One panel per {label(panel)}, each with its own axes: "
+                  + "; ".join(f"{v} ({counts.get(v, 0)} runs)" for v in order) + ".")
+    return (f"One point per run ({len(runs)} runs): {label(y)} against {label(x)}.{panels} Colour: {label(hue)} "
+            f"({'; '.join(map(str, hue_order))}); marker: {label(style)} ({shapes}).")

@@ -204,7 +204,7 @@ def paper_numbers(path: str | Path | None = None) -> dict:
         table.attrs = {"experiment": spec["experiment"], "source": data["sources"][spec["source"]],
                        "setting": spec.get("setting", ""), "units": spec.get("units", ""),
                        "columns": list(spec["columns"]), "keys": list(spec.get("keys", ["model"])),
-                       "fixed": dict(spec.get("fixed") or {})}
+                       "fixed": dict(spec.get("fixed") or {}), "setup": dict(spec.get("setup") or {})}
         tables[name] = table
     return {"sources": data["sources"], "claims": data["claims"], "tables": tables}
 

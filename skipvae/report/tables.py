@@ -22,7 +22,7 @@ METRIC_LABELS = {"nll": "NLL", "neg_elbo": "-ELBO", "rec": "Rec.", "kl": "KL", "
                  "tsne_knn5_accuracy": "t-SNE 5-NN accuracy",
                  "neg_elbo_nll_examples": "-ELBO (NLL docs)"}
 SETTING_LABELS = {"dataset": "dataset", "arch": "decoder", "latent_dim": "latent dim", "dec_layers": "layers",
-                  "model": "model", "profile": "profile", "config": "config"}
+                  "model": "model", "profile": "profile", "config": "config", "skip": "skips"}
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -158,7 +158,7 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
         for k in keys:
             if k in paper_row and pd.notna(paper_row[k]) and k in mine.columns:
                 match = match[match[k] == paper_row[k]]
-        row = {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
+        row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
         row["seeds"] = str(match["seed"].nunique()) if len(match) else "0"
         for c in columns:
             ours = pd.to_numeric(match[c], errors="coerce").dropna() if c in match.columns else pd.Series(dtype=float)
@@ -244,9 +244,22 @@ def classification_runs(runs: pd.DataFrame) -> pd.DataFrame:
                                               | ((runs["arch"] == "mlp") & (runs["dec_layers"] == 2)))]
 
 
+def published_label(paper_row: pd.Series, keys) -> dict:
+    """The quoted row's own name ('published') and whose run it is ('from'), where the keys that match it to our
+    rows are not its name (e.g. a remedy and skip on or off)."""
+    if "model" in keys:
+        return {}
+    label = {"published": _key_text(paper_row.get("model"))}
+    if isinstance(paper_row.get("origin"), str):
+        label["from"] = paper_row["origin"]
+    return label
+
+
 def _key_text(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 

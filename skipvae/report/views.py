@@ -74,6 +74,22 @@ def classification_view() -> View:
     return View("Classification from the posterior means (C5)", table, caption)
 
 
+def remedy_views(dataset: str) -> list[View]:
+    """The remedies on one dataset (report.remedies) at its largest profile: the table remedy x {plain, skip} and,
+    once runs exist, the differences with their Welch intervals, the sentences in the caption."""
+    from skipvae.report import remedies
+
+    runs = remedies.dataset_runs(load_runs("remedies"), dataset)
+    title = remedies.DATASET_TITLES.get(dataset, dataset)
+    views = [View(f"Remedies on {title}", remedies.remedy_table(runs), remedies.remedy_caption(runs, dataset))]
+    diffs = remedies.remedy_differences(runs)
+    if diffs:
+        said = " ".join([remedies.remedy_summary(diffs, dataset), *remedies.remedy_sentences(diffs)])
+        views.append(View(f"Remedies on {title}: differences", remedies.differences_table(diffs),
+                          f"{remedies.DIFFERENCES_CAPTION} {said}"))
+    return views
+
+
 def experiment_views(name: str) -> list[View]:
     """Every table of an experiment: ours; each paper table it rebuilds with keys, beside ours at every profile
     that has runs (the largest first; the largest alone before any run); and, for MNIST, the classification study."""
@@ -86,4 +102,8 @@ def experiment_views(name: str) -> list[View]:
             views += [beside_view(table_name, profile=p) for p in profiles]
     if name == "mnist":
         views.append(classification_view())
+    if name == "remedies":
+        from skipvae.report import remedies
+
+        views += [v for d in remedies.DATASETS for v in remedy_views(d)]
     return views

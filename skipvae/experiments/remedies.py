@@ -1,0 +1,56 @@
+"""Skips among the other remedies for posterior collapse (issue 29): the plain ELBO and each remedy (a value of the
+objective axis, skipvae.objectives), with and without skips, on Yahoo (LSTM) and on MNIST with Table 3's MLP model
+(3 decoder layers, latent 50). Each remedy at its published default; no hyperparameter grid."""
+
+from skipvae.experiments.declaration import Experiment, Param, Sweep, block, first_only
+from skipvae.names import OBJECTIVES
+
+# What each dataset fixes for every row. Yahoo: fp32 (the LSTM has no bf16 kernel on every CPU), the IW-NLL on a
+# seeded random subset of the test documents, no KL warm-up but KL annealing's own; MNIST: the MLP model of Table 3.
+SETTINGS = {"yahoo": {"dataset": "yahoo", "amp": False, "nll_subset": "random", "warmup_epochs": 0},
+            "mnist": {"dataset": "mnist", "arch": "mlp", "dec_layers": 3, "latent_dim": 50}}
+KL_ANNEAL_EPOCHS = {"yahoo": 3, "mnist": 5}  # KL annealing: the epochs of its linear warm-up of the KL weight
+SMOKE_OBJECTIVES = ("elbo", "free-bits", "bn-vae")  # the smoke grid (MNIST, one seed): seconds
+
+PARAMS = (
+    Param("seeds", "seeds", [0, 1, 2], "seeds per remedy and model"),
+    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    Param("datasets", "datasets", ["yahoo", "mnist"], "the settings: Yahoo (LSTM) and MNIST with the MLP model of "
+          "Table 3"),
+    Param("objectives", "objectives", list(OBJECTIVES), "the plain ELBO and the remedies"),
+    Param("n_samples", "positive_int", 3, "Yahoo: sentences decoded from z ~ p(z), per remedy and model"),
+    Param("max_words", "positive_int", 25, "words per decoded sentence at most"),
+)
+
+
+def reduce(profile: str, p: dict) -> dict:
+    """The smoke profile only checks that the notebook runs: MNIST only, the plain ELBO and two remedies, one
+    seed."""
+    if profile != "smoke":
+        return p
+    return {**first_only(p, "seeds"), "datasets": ["mnist"],
+            "objectives": [o for o in p["objectives"] if o in SMOKE_OBJECTIVES]}
+
+
+def blocks(profile: str, p: dict) -> list:
+    """One block per dataset: every objective x {vae, skip-vae} x seed (KL annealing with its warm-up)."""
+    models, seeds = ["vae", "skip-vae"], p["seeds"]
+    plain = [o for o in p["objectives"] if o != "kl-anneal"]
+    annealed = [o for o in p["objectives"] if o == "kl-anneal"]
+    return [block(d, {**SETTINGS[d], "profile": profile}, {"objective": plain, "model": models, "seed": seeds},
+                  {"objective": annealed, "warmup_epochs": [KL_ANNEAL_EPOCHS[d]], "model": models, "seed": seeds})
+            for d in p["datasets"]]
+
+
+EXPERIMENT = Experiment(
+    "remedies", "Skips among the remedies", ("dataset", "arch", "latent_dim", "dec_layers", "objective", "model"),
+    models=("vae", "skip-vae"), params=PARAMS, make_blocks=blocks, reduce=reduce,
+    sweeps=(
+        Sweep("cpu_remedies_yahoo", "cpu", "Skips among the remedies on Yahoo at the cpu profile (issue 29): the "
+              "plain ELBO, KL annealing, cyclical annealing, free bits, beta < 1, BN-VAE and aggressive encoder "
+              "training, each with and without skips, seeds 0-2, each remedy at its published default.",
+              blocks=("yahoo",)),
+        Sweep("cpu_remedies_mnist", "cpu", "Skips among the remedies on MNIST with Table 3's MLP model (3 decoder "
+              "layers, latent 50) at the cpu profile (issue 29): the same grid as on Yahoo.", blocks=("mnist",)),
+    ),
+)
