@@ -51,12 +51,11 @@ class RunRecord:
             raise DataError(f"run record {path} holds a {type(record).__name__}, expected a JSON object")
         record = migrate(record, path)
         known = {f.name for f in fields(cls)}
-        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
-        missing = [k for k in required if k not in record]
+        missing = [k for k in RECORD_KEYS if k not in record]
         missing += [f"config.{k}" for k in CONFIG_KEYS if k not in (record.get("config") or {})]
         if missing:
             raise DataError(f"run record {path} lacks {', '.join(missing)}; a run record has the keys "
-                            f"{', '.join(required)} with config keys {', '.join(CONFIG_KEYS)} (skipvae.records.RunRecord).")
+                            f"{', '.join(RECORD_KEYS)} with config keys {', '.join(CONFIG_KEYS)} (skipvae.records.RunRecord).")
         unknown = sorted(set(record) - known)
         if unknown:
             raise DataError(f"run record {path} has unknown keys {unknown}; known: {sorted(known)}")

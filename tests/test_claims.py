@@ -259,3 +259,17 @@ def test_sweep_records_reach_the_results_folder_like_notebook_runs(tmp_path, mon
     assert claim_verdict(claim_checks("C1")[0]) == REPRODUCED
     assert main(["collect", str(sweep), "--experiment", "latent_dim"]) == 0
     assert "0 new or changed" in capsys.readouterr().out
+
+
+def test_a_claim_summary_names_the_profile_of_each_check():
+    from skipvae.report.claims import Check, claim_summary, profiles_text
+
+    def check(profile):
+        return Check("C3", f"setting {profile}", "KL", "> 0", "Table 3", "", None, verdict=INCONCLUSIVE,
+                     profile=profile)
+
+    assert profiles_text([check("cpu"), check("cpu")]) == "the cpu-profile runs"
+    mixed = [check("paper"), check("cpu"), check("cpu")]
+    assert profiles_text(mixed) == ("the runs of each check's largest profile with enough seeds (paper: 1 check, "
+                                    "cpu: 2 checks)")
+    assert "C3 on the runs of each check's largest profile" in claim_summary("C3", mixed, "paper")

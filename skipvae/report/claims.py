@@ -35,6 +35,7 @@ Sanity gates (a failed gate makes the check "not tested at this scale"):
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ import pandas as pd
 
 from skipvae.errors import DataError
 from skipvae.report.stats import Interval, difference, level, paired
-from skipvae.report.store import load_runs, load_theory, paper_numbers, reference_records
+from skipvae.report.store import PROFILE_RANK, load_runs, load_theory, paper_numbers, reference_records
 from skipvae.report.tables import (METRIC_LABELS, best_profile, classification_runs, fmt, fmt_mean_std,
                                    with_fixed)
 
@@ -649,13 +650,24 @@ def claim_summary(claim: str, checks: list[Check], profile: str | None) -> str:
     noun = "primary check" if len(primary) == 1 else "primary checks"
     conditions = verdict_counts(checks, primary=False)
     beside = f"; conditions: {counts_text(conditions)}" if conditions else ""
-    return (f"{claim} on these {profile}-profile runs: **{claim_verdict(checks)}** ({len(primary)} {noun}: "
+    return (f"{claim} on {profiles_text(checks, profile)}: **{claim_verdict(checks)}** ({len(primary)} {noun}: "
             f"{counts_text(verdict_counts(checks))}{beside}).")
+
+
+def profiles_text(checks: list[Check], fallback: str | None = None) -> str:
+    """Where the checks were judged: 'the cpu-profile runs', or, when checks come from different profiles (each
+    from the largest with enough seeds for it), the count per profile."""
+    found = Counter(c.profile or fallback for c in checks)
+    if len(found) == 1:
+        return f"the {next(iter(found))}-profile runs"
+    order = sorted(found, key=lambda p: -PROFILE_RANK.get(p, -1))
+    return "the runs of each check's largest profile with enough seeds (" + ", ".join(
+        f"{p}: {found[p]} {'check' if found[p] == 1 else 'checks'}" for p in order) + ")"
 
 
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCALE", "NOT_YET", "VERDICTS",
            "SMALLER", "NOT_CLAIMED", "CHECK_VERDICTS", "COLLAPSED_MI", "COLLAPSED_AU", "verdict_counts",
-           "counts_text", "paper_diff", "collapsed_seeds", "verdict_table", "readme_with_verdicts",
+           "counts_text", "profiles_text", "paper_diff", "collapsed_seeds", "verdict_table", "readme_with_verdicts",
            "MIN_SEEDS", "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL", "RULE_HISTORY", "Check",
            "judge", "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES", "claim_checks", "claim7",
            "checks_table", "rule_text", "claims_ledger", "claim_summary", "unigram_floor_record"]

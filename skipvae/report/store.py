@@ -34,15 +34,18 @@ PROFILE_RANK = {"smoke": 0, "cpu": 1, "paper": 2}
 
 # ---------------------------------------------------------------------------------------------- run records
 
-def read_record(path: str | Path) -> dict:
-    """One run record, checked by skipvae.records.check_record."""
-    path = Path(path)
+def parse_record(path: Path):
+    """The JSON of a run record file, as it is on disk (not yet checked)."""
     try:
-        record = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"cannot read run record {path}: {err}. Each results/<experiment>/runs/*.json must be "
                         f"one JSON object written by skipvae.train; delete or rewrite this file.") from err
-    return check_record(record, path)
+
+
+def read_record(path: str | Path) -> dict:
+    """One run record, checked (and migrated) by skipvae.records.check_record."""
+    return check_record(parse_record(Path(path)), Path(path))
 
 
 def flatten_record(record: dict) -> dict:
@@ -227,10 +230,10 @@ def migrate_results(root: str | Path | None = None) -> list[tuple[Path, Path]]:
     current name, removing the old file; returns (old path, new path) pairs. A record already current is untouched."""
     moved = []
     for path in sorted(results_root(root).glob("*/runs/*.json")):
-        raw = json.loads(path.read_text())
+        raw = parse_record(path)  # read once: checked and migrated below
         if isinstance(raw, dict) and raw.get("schema_version") == SCHEMA_VERSION:
             continue
-        record = read_record(path)
+        record = check_record(raw, path)
         new = path.with_name(f"{record['name']}.json")
         if new != path and new.exists():
             raise DataError(f"cannot migrate {path}: {new} exists already (two records of one run)")
