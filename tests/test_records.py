@@ -35,3 +35,14 @@ def test_provenance_fields():
     assert prov["torch"].startswith("2.13.0")
     commit = git_commit()
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
+
+
+def test_same_numbers_allows_the_last_bits_of_a_float_and_nothing_else():
+    from skipvae.records import same_numbers
+
+    a = {"rows": [{"mi": 0.0009389482102929263, "n": 3, "ok": True, "name": "x"}]}
+    assert same_numbers(a, {"rows": [{"mi": 0.0009389482102929264, "n": 3, "ok": True, "name": "x"}]})
+    assert not same_numbers(a, {"rows": [{"mi": 0.00093895, "n": 3, "ok": True, "name": "x"}]})
+    assert not same_numbers(a, {"rows": [{"mi": 0.0009389482102929263, "n": 4, "ok": True, "name": "x"}]})
+    assert not same_numbers(a, {"rows": []}) and not same_numbers(a, {"rows": a["rows"], "extra": 1})
+    assert not same_numbers(1.0, True) and not same_numbers(None, 0.0) and same_numbers(0.0, 0)

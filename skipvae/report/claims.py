@@ -581,6 +581,13 @@ def claim_checks(claim: str, runs: pd.DataFrame | None = None, root=None) -> tup
     return list(chosen.values()), ranked[0]
 
 
+def page_checks(claim: str, runs: pd.DataFrame, profile: str) -> tuple[list[Check], str | None]:
+    """The checks of `claim` as an experiment page shows them: the ledger's own (`claim_checks` on every committed
+    record of its experiment, so that a page never says other than the claims page), or, at the smoke profile,
+    the notebook's own `runs` (CI checks the wiring, not the ledger)."""
+    return claim_checks(claim, runs if profile == "smoke" else None)
+
+
 def _seeds(check: Check) -> int:
     return check.interval.n if check.interval is not None else MIN_SEEDS
 
@@ -669,5 +676,5 @@ __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCA
            "SMALLER", "NOT_CLAIMED", "CHECK_VERDICTS", "COLLAPSED_MI", "COLLAPSED_AU", "verdict_counts",
            "counts_text", "profiles_text", "paper_diff", "collapsed_seeds", "verdict_table", "readme_with_verdicts",
            "MIN_SEEDS", "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL", "RULE_HISTORY", "Check",
-           "judge", "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES", "claim_checks", "claim7",
+           "judge", "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES", "claim_checks", "page_checks", "claim7",
            "checks_table", "rule_text", "claims_ledger", "claim_summary", "unigram_floor_record"]

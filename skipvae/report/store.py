@@ -1,7 +1,7 @@
 """Where results live and how they are read: the run records, the experiments, the quoted numbers.
 
     results/<experiment>/runs/<run_name>.json  one run (skipvae.train.finish; schema: skipvae.records.check_record)
-    results/<experiment>/reference/<name>.json a result that is not a run (experiments.reference_record)
+    results/<experiment>/reference/<name>.json a result that is not a run (runner.reference_record)
     results/<experiment>/<experiment>.ipynb    the executed notebook (papermill), shown as it is
     results/<experiment>/figures/<name>.png    its figures, with <name>.json: {caption, profile, seeds, git_commit}
     results/theory/theory.json                 {"provenance": {...}, "rows": [{..., "mi_no_skip", "mi_skip"}], ...}
@@ -218,7 +218,7 @@ def paper_tables(experiment_name: str, path: str | Path | None = None) -> dict:
 
 
 def reference_records(experiment: str, profile: str, pattern: str = "*") -> list[dict]:
-    """The results that are not runs (experiments.reference_record: the unigram floor, the PCA reference) stored at
+    """The results that are not runs (runner.reference_record: the unigram floor, the PCA reference) stored at
     <results>/<experiment>/reference/<pattern>.json for this profile, in file order."""
     folder = results_dir(experiment, profile) / "reference"
     records = [json.loads(p.read_text()) for p in sorted(folder.glob(f"{pattern}.json"))] if folder.is_dir() else []
