@@ -223,13 +223,19 @@ def cmd_data(args) -> int:
 def cmd_sweep(args) -> int:
     from skipvae.sweep import run_sweep
 
-    check_param("piece_seconds", args.piece_seconds, "positive_float")
+    check_param("piece_seconds", args.piece_seconds, "optional_positive_float")
     check_param("jobs", args.jobs, "positive_int")
     check_param("threads_per_run", args.threads_per_run, "optional_positive_int")
     slurm = parse_slurm(args.slurm or [])
     check_out_dir("out", args.out)
-    run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
-              time_budget_s=args.piece_seconds, slurm=slurm, jobs=args.jobs, threads_per_run=args.threads_per_run)
+    rows = run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
+                     time_budget_s=args.piece_seconds, slurm=slurm, jobs=args.jobs,
+                     threads_per_run=args.threads_per_run, wait=not args.no_wait)
+    failed = [row for row in rows if row.get("error")]
+    if failed:
+        print(f"skipvae: {len(failed)} of {len(rows)} runs failed (above); fix the cause and run the same command "
+              f"again: the finished runs are skipped, the others resume from their last.pt.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -318,14 +324,18 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a sweep file locally or on Slurm through submitit")
     s.add_argument("sweep", help="sweep YAML file (see sweeps/)")
     s.add_argument("--executor", choices=["local", "submitit-local", "slurm"], default="local",
-                   help="local: one run after another here; slurm: one job per run (submitit); "
-                        "submitit-local: submitit's local executor (testing)")
+                   help="local: one run after another here; slurm: a job array (submitit) that requeues each run "
+                        "at its time limit; submitit-local: submitit's local executor (testing)")
     s.add_argument("--out", default="runs", help="parent folder of the run directories (default: runs)")
     s.add_argument("--data-dir", default=None, help="data folder")
-    s.add_argument("--piece-seconds", type=float, default=540.0,
-                   help="each job trains until this budget, then resubmits itself (default: 540 = 9 min)")
+    s.add_argument("--piece-seconds", type=float, default=None,
+                   help="stop each piece of a run at an epoch boundary before this many seconds, then resume it "
+                        "(default: local no limit; slurm the job's time limit less a margin)")
     s.add_argument("--slurm", nargs="*", metavar="KEY=VALUE",
-                   help="submitit Slurm parameters, e.g. slurm_partition=gpu gpus_per_node=1")
+                   help="submitit Slurm parameters, e.g. slurm_partition=gpu timeout_min=240 (default: the "
+                        "partition's time limit, else 240 min)")
+    s.add_argument("--no-wait", action="store_true",
+                   help="slurm: submit and return; run the same command again to see the runs' state")
     s.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
     s.add_argument("--jobs", type=int, default=1,
                    help="local executor: train this many runs at once (each its share of the threads; on a GPU "
