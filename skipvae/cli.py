@@ -122,6 +122,8 @@ def add_train_parser(sub, shown: RunConfig | None = None) -> None:
     p.add_argument("--time-budget", type=float, default=None,
                    help="stop cleanly at an epoch boundary before this many seconds; rerun to resume")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--confirm-long", action="store_true",
+                   help="start a paper-profile run on a machine without a GPU (days; refused without it)")
 
 
 def cmd_train(args) -> int:
@@ -134,12 +136,30 @@ def cmd_train(args) -> int:
     check_device(args.device)
     check_param("time_budget", args.time_budget, "optional_positive_float")
     check_out_dir("out", args.out)
+    confirm_long_runs([cfg], on_gpu(args.device), args.confirm_long)
     run_dir = Path(args.out) / cfg.run_name()
     record = train(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                    time_budget_s=args.time_budget)
     print(json.dumps({"run_dir": str(run_dir), "status": record["status"],
                       "metrics": record.get("metrics")}, indent=1))
     return 0
+
+
+def on_gpu(device: str | None) -> bool:
+    """Whether a run on `device` (None: picked automatically) trains on a GPU."""
+    import torch
+
+    return torch.cuda.is_available() if device is None else device.startswith("cuda")
+
+
+def confirm_long_runs(configs: list, gpu: bool, confirmed: bool) -> None:
+    """ConfigError (one line with the budget model's estimate) for paper-profile runs on a machine without a GPU
+    unless confirmed (--confirm-long); with it, the estimate on stderr. Before any data loads."""
+    from skipvae.report.budget import check_long_runs
+
+    note = check_long_runs(configs, gpu, confirmed)
+    if note:
+        print(f"skipvae: {note}", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> int:
@@ -230,13 +250,22 @@ def cmd_sweep(args) -> int:
     check_out_dir("out", args.out)
     rows = run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
                      time_budget_s=args.piece_seconds, slurm=slurm, jobs=args.jobs,
-                     threads_per_run=args.threads_per_run, wait=not args.no_wait)
+                     threads_per_run=args.threads_per_run, wait=not args.no_wait,
+                     before_start=lambda configs: confirm_long_runs(configs, sweep_on_gpu(args.executor, slurm),
+                                                                    args.confirm_long))
     failed = [row for row in rows if row.get("error")]
     if failed:
         print(f"skipvae: {len(failed)} of {len(rows)} runs failed (above); fix the cause and run the same command "
               f"again: the finished runs are skipped, the others resume from their last.pt.", file=sys.stderr)
         return 1
     return 0
+
+
+def sweep_on_gpu(executor: str, slurm: dict) -> bool:
+    """Whether a sweep's runs train on a GPU: on Slurm unless gpus_per_node=0 is asked, else this machine's."""
+    if executor == "slurm":
+        return str(slurm.get("gpus_per_node", "1")).strip() not in ("0", "0.0")
+    return on_gpu(None)
 
 
 def cmd_collect(args) -> int:
@@ -336,6 +365,8 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
                         "partition's time limit, else 240 min)")
     s.add_argument("--no-wait", action="store_true",
                    help="slurm: submit and return; run the same command again to see the runs' state")
+    s.add_argument("--confirm-long", action="store_true",
+                   help="start paper-profile runs on a machine without a GPU (days; refused without it)")
     s.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
     s.add_argument("--jobs", type=int, default=1,
                    help="local executor: train this many runs at once (each its share of the threads; on a GPU "
