@@ -96,6 +96,8 @@ CASES = [
          f"{S}::test_a_rerun_leaves_alone_the_runs_whose_job_is_still_active"),
     Case(AREAS[4], "a failed job's traceback", "one line: the exception and its message",
          f"{S}::test_a_failed_job_is_one_line", "FAILURES"),
+    Case(AREAS[4], "--executor slurm on a machine without Slurm", "refused in one line",
+         f"{S}::test_slurm_where_there_is_none_is_one_line"),
     Case(AREAS[4], "a sweep with a failed run", "exit 1, saying how to resume",
          f"{S}::test_a_sweep_with_a_failed_run_exits_1_saying_how_to_resume"),
     Case(AREAS[4], "--profile paper on a machine without a GPU (train, sweep)",

@@ -289,7 +289,11 @@ def make_executor(kind: str, folder: Path, timeout_min: float, slurm: dict | Non
         executor = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
         executor.update_parameters(timeout_min=timeout_min)
         return executor
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_REQUEUES)
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_REQUEUES)
+    except RuntimeError as err:  # no srun here
+        raise ConfigError(f"executor='slurm' is impossible here: {err}; run the sweep on the cluster's login node, "
+                          f"or give --executor local.") from None
     params = {"gpus_per_node": 1, "cpus_per_task": 8, "slurm_signal_delay_s": SIGNAL_DELAY_S}
     params.update(_coerce(slurm or {}))
     params["timeout_min"] = math.ceil(timeout_min)

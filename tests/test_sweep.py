@@ -292,3 +292,14 @@ def test_a_sweep_with_a_failed_run_exits_1_saying_how_to_resume(tmp_path, monkey
     assert main(["sweep", "s.yaml", "--executor", "slurm", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "1 of 2 runs failed" in err and "run the same command again" in err and err.count("\n") == 1
+
+
+def test_slurm_where_there_is_none_is_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    from skipvae.sweep import make_executor
+
+    if shutil.which("srun"):
+        pytest.skip("this machine has Slurm")
+    with pytest.raises(ConfigError, match="executor='slurm' is impossible here: .*srun.*--executor local"):
+        make_executor("slurm", tmp_path / "_submitit", 240.0)
