@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from skipvae.errors import ConfigError
-from skipvae.sweep import expand_sweep, is_finished, load_sweep, run_sweep
+from skipvae.sweep import expand_sweep, load_sweep, run_sweep
 from skipvae.train import RECORD
 
 pytestmark = pytest.mark.usefixtures("synthetic_data")  # logic, not the real files
