@@ -122,6 +122,8 @@ def add_train_parser(sub, shown: RunConfig | None = None) -> None:
     p.add_argument("--time-budget", type=float, default=None,
                    help="stop cleanly at an epoch boundary before this many seconds; rerun to resume")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--confirm-long", action="store_true",
+                   help="start a paper-profile run on a machine without a GPU (days; refused without it)")
 
 
 def cmd_train(args) -> int:
@@ -134,12 +136,30 @@ def cmd_train(args) -> int:
     check_device(args.device)
     check_param("time_budget", args.time_budget, "optional_positive_float")
     check_out_dir("out", args.out)
+    confirm_long_runs([cfg], on_gpu(args.device), args.confirm_long)
     run_dir = Path(args.out) / cfg.run_name()
     record = train(cfg, run_dir, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
                    time_budget_s=args.time_budget)
     print(json.dumps({"run_dir": str(run_dir), "status": record["status"],
                       "metrics": record.get("metrics")}, indent=1))
     return 0
+
+
+def on_gpu(device: str | None) -> bool:
+    """Whether a run on `device` (None: picked automatically) trains on a GPU."""
+    import torch
+
+    return torch.cuda.is_available() if device is None else device.startswith("cuda")
+
+
+def confirm_long_runs(configs: list, gpu: bool, confirmed: bool) -> None:
+    """ConfigError (one line with the budget model's estimate) for paper-profile runs on a machine without a GPU
+    unless confirmed (--confirm-long); with it, the estimate on stderr. Before any data loads."""
+    from skipvae.report.budget import check_long_runs
+
+    note = check_long_runs(configs, gpu, confirmed)
+    if note:
+        print(f"skipvae: {note}", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> int:
@@ -223,14 +243,29 @@ def cmd_data(args) -> int:
 def cmd_sweep(args) -> int:
     from skipvae.sweep import run_sweep
 
-    check_param("piece_seconds", args.piece_seconds, "positive_float")
+    check_param("piece_seconds", args.piece_seconds, "optional_positive_float")
     check_param("jobs", args.jobs, "positive_int")
     check_param("threads_per_run", args.threads_per_run, "optional_positive_int")
     slurm = parse_slurm(args.slurm or [])
     check_out_dir("out", args.out)
-    run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
-              time_budget_s=args.piece_seconds, slurm=slurm, jobs=args.jobs, threads_per_run=args.threads_per_run)
+    rows = run_sweep(args.sweep, executor=args.executor, out=args.out, data_dir=args.data_dir, dry_run=args.dry_run,
+                     time_budget_s=args.piece_seconds, slurm=slurm, jobs=args.jobs,
+                     threads_per_run=args.threads_per_run, wait=not args.no_wait,
+                     before_start=lambda configs: confirm_long_runs(configs, sweep_on_gpu(args.executor, slurm),
+                                                                    args.confirm_long))
+    failed = [row for row in rows if row.get("error")]
+    if failed:
+        print(f"skipvae: {len(failed)} of {len(rows)} runs failed (above); fix the cause and run the same command "
+              f"again: the finished runs are skipped, the others resume from their last.pt.", file=sys.stderr)
+        return 1
     return 0
+
+
+def sweep_on_gpu(executor: str, slurm: dict) -> bool:
+    """Whether a sweep's runs train on a GPU: on Slurm unless gpus_per_node=0 is asked, else this machine's."""
+    if executor == "slurm":
+        return str(slurm.get("gpus_per_node", "1")).strip() not in ("0", "0.0")
+    return on_gpu(None)
 
 
 def cmd_collect(args) -> int:
@@ -339,14 +374,20 @@ def make_parser(argv=None) -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a sweep file locally or on Slurm through submitit")
     s.add_argument("sweep", help="sweep YAML file (see sweeps/)")
     s.add_argument("--executor", choices=["local", "submitit-local", "slurm"], default="local",
-                   help="local: one run after another here; slurm: one job per run (submitit); "
-                        "submitit-local: submitit's local executor (testing)")
+                   help="local: one run after another here; slurm: a job array (submitit) that requeues each run "
+                        "at its time limit; submitit-local: submitit's local executor (testing)")
     s.add_argument("--out", default="runs", help="parent folder of the run directories (default: runs)")
     s.add_argument("--data-dir", default=None, help="data folder")
-    s.add_argument("--piece-seconds", type=float, default=540.0,
-                   help="each job trains until this budget, then resubmits itself (default: 540 = 9 min)")
+    s.add_argument("--piece-seconds", type=float, default=None,
+                   help="stop each piece of a run at an epoch boundary before this many seconds, then resume it "
+                        "(default: local no limit; slurm the job's time limit less a margin)")
     s.add_argument("--slurm", nargs="*", metavar="KEY=VALUE",
-                   help="submitit Slurm parameters, e.g. slurm_partition=gpu gpus_per_node=1")
+                   help="submitit Slurm parameters, e.g. slurm_partition=gpu timeout_min=240 (default: the "
+                        "partition's time limit, else 240 min)")
+    s.add_argument("--no-wait", action="store_true",
+                   help="slurm: submit and return; run the same command again to see the runs' state")
+    s.add_argument("--confirm-long", action="store_true",
+                   help="start paper-profile runs on a machine without a GPU (days; refused without it)")
     s.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
     s.add_argument("--jobs", type=int, default=1,
                    help="local executor: train this many runs at once (each its share of the threads; on a GPU "

@@ -9,27 +9,46 @@ numbers do not depend on N: each run is seeded by its config alone, and its thre
 
 Every run trains in *pieces*: a piece stops cleanly at an epoch boundary before `time_budget_s` and the next
 piece resumes from the checkpoint, so long trainings fit short job slots. Because a resumed run ends exactly
-where an uninterrupted one would, the final record does not depend on how the run was cut into pieces.
+where an uninterrupted one would, the final record does not depend on how the run was cut into pieces. Locally a
+piece has no limit unless one is given.
+
+`slurm` / `submitit-local` submit the unfinished runs as one job array (submitit). A job's time limit is
+`--slurm timeout_min=...`, else its partition's limit (sinfo), else DEFAULT_JOB_MINUTES; its piece stops at an
+epoch boundary a margin before it (job_margin_s). A piece that stops there, or a job that reaches its time limit
+(Slurm's warning signal), is requeued by submitit's checkpointing (PieceJob.checkpoint) and resumes the run from its
+own last.pt, so no driver needs to stay alive. The driver waits and reports each run as it finishes or fails (one
+line with the error) while the others go on; a rerun skips the finished runs, leaves alone those whose job is
+still queued or running (_submitit/jobs.json) and resubmits the others, each resuming from its last.pt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import submitit
 import yaml
 
 from skipvae.config import RunConfig
 from skipvae.errors import ConfigError
 from skipvae.params import check_out_dir
-from skipvae.records import finished_record, inside
+from skipvae.records import atomic_write_json, finished_record, inside, read_json
 from skipvae.sweepfile import Sweep, expand_sweep, load_sweep  # noqa: F401 (the runner's input)
 from skipvae.train import RECORD
 
 EXECUTORS = ("local", "submitit-local", "slurm")
+DEFAULT_JOB_MINUTES = 240  # a job's time limit when neither --slurm timeout_min nor the partition (sinfo) gives one
+SIGNAL_DELAY_S = 120  # Slurm warns a job (submitit's USR2) this long before its time limit
+MAX_REQUEUES = 1000  # of one job (submitit's max_num_timeout): each piece trains an epoch at least
+JOBS = "jobs.json"  # {run name: job id} of the last submission, in the sweep's _submitit folder
+ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
+                 "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
 
 
 def is_finished(cfg: RunConfig, run_dir: Path) -> bool:
@@ -156,19 +175,128 @@ def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run:
                               f"the end of an epoch; run the same command again to resume.", stop["signal"])
 
 
-def make_executor(kind: str, folder: Path, time_budget_s: float | None, slurm: dict | None = None):
-    """A submitit executor: 'slurm' (a cluster; time limit set a little above the piece budget) or
-    'submitit-local' (submitit's LocalExecutor: same code path, on this machine)."""
-    import submitit
+class PieceJob(submitit.helpers.Checkpointable):
+    """A sweep's run as a submitit job: trains one piece (`piece`: run_piece, or a test's stand-in); when the piece
+    stops at its budget, or the job reaches its time limit, submitit requeues the job through checkpoint() and the
+    requeued job resumes the run from its own last.pt. Returns run_piece's dict once the run is finished."""
 
+    def __init__(self, piece=None):
+        self.piece = piece
+
+    def __call__(self, cfg_dict: dict, run_dir: str, time_budget_s, data_dir=None, max_epochs=None) -> dict:
+        out = (self.piece or run_piece)(cfg_dict, run_dir, time_budget_s, data_dir, max_epochs)
+        if out["status"] == "paused":
+            requeue_this_job()
+        return out
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        """The same call again: the run resumes from its last.pt, so the resubmission carries no other state."""
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def requeue_this_job() -> None:
+    """A piece that stopped at its budget takes submitit's time-limit path (its USR2 handler: checkpoint(), requeue,
+    exit), as the job would at its time limit; does nothing outside a submitit job."""
+    import signal
+
+    try:
+        submitit.JobEnvironment()
+    except RuntimeError:  # not in a submitit job
+        return
+    os.kill(os.getpid(), signal.Signals["SIG" + submitit.JobEnvironment.USR_SIG])
+    time.sleep(60)  # the handler exits this process
+    raise RuntimeError("submitit did not requeue the paused job")
+
+
+def slurm_minutes(text: str) -> float | None:
+    """Minutes of a Slurm time limit (sinfo's %l: 'days-hours:minutes:seconds' and its shorter forms, 'minutes',
+    'minutes:seconds'); None for 'infinite', 'UNLIMITED' or anything else."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        return None
+    days, a, b, c = (int(g) if g else None for g in m.groups())
+    if days is not None:  # days-hours[:minutes[:seconds]]
+        return days * 1440 + a * 60 + (b or 0) + (c or 0) / 60
+    if c is not None:  # hours:minutes:seconds
+        return a * 60 + b + c / 60
+    return a + (b or 0) / 60  # minutes[:seconds]
+
+
+def sinfo_limits(partition: str | None) -> list[str]:
+    """sinfo's 'partition limit' lines (the default partition's name ends with '*'); [] without sinfo."""
+    cmd = ["sinfo", "--noheader", "--format=%P %l"] + (["--partition", partition] if partition else [])
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
+def partition_minutes(partition: str | None) -> float | None:
+    """The time limit in minutes of a Slurm partition (None: the default one); None when unknown or unlimited."""
+    for line in sinfo_limits(partition):
+        name, _, limit = line.strip().partition(" ")
+        if partition is None and not name.endswith("*"):
+            continue
+        return slurm_minutes(limit)
+    return None
+
+
+def job_margin_s(limit_s: float, signal_delay_s: float) -> float:
+    """How long before its job's time limit a piece stops: a tenth of the limit, at least the signal delay and 5
+    minutes (the last epoch's overrun, the final evaluation), at most half the limit."""
+    return min(limit_s / 2, max(signal_delay_s + 300, limit_s / 10))
+
+
+def job_plan(executor: str, piece_seconds: float | None, slurm: dict | None) -> tuple[float, float, str]:
+    """(piece budget in seconds, job time limit in minutes, where the limit comes from) of a submitit executor.
+
+    The limit: --slurm timeout_min, else (slurm) the partition's, else DEFAULT_JOB_MINUTES; the piece stops
+    job_margin_s before it. A --piece-seconds given alone sets the limit to the piece plus its margin."""
+    params = _coerce(slurm or {})
+    delay = params.get("slurm_signal_delay_s", SIGNAL_DELAY_S)
+    given = params.get("timeout_min")
+    if given is not None and (not isinstance(given, (int, float)) or isinstance(given, bool) or given <= 0):
+        raise ConfigError(f"--slurm timeout_min={given!r} is impossible: give the job's time limit in minutes, "
+                          f"a number > 0.")
+    partition = params.get("slurm_partition", params.get("partition"))
+    known = (float(given), "--slurm timeout_min") if given is not None else (None, None)
+    if known[0] is None and executor == "slurm":
+        minutes = partition_minutes(partition)
+        if minutes is not None:
+            known = (minutes, f"the time limit of partition {partition or '(default)'}")
+    if piece_seconds is None:
+        limit, source = known if known[0] is not None else (float(DEFAULT_JOB_MINUTES), "the default")
+        return limit * 60 - job_margin_s(limit * 60, delay), limit, source
+    if given is None:
+        want = math.ceil(max(piece_seconds + delay + 300, piece_seconds * 10 / 9) / 60)
+        if known[0] is not None and want > known[0]:
+            raise ConfigError(f"piece_seconds={piece_seconds:g} is impossible: with its margin a job needs {want} "
+                              f"minutes, more than {known[1]} ({known[0]:g} min); give a smaller --piece-seconds "
+                              f"or leave it out.")
+        return piece_seconds, float(want), "--piece-seconds and its margin"
+    if piece_seconds >= given * 60 - delay:
+        raise ConfigError(f"piece_seconds={piece_seconds:g} is impossible: a piece must stop before the job's time "
+                          f"limit less its warning ({given:g} min - {delay} s); give a smaller --piece-seconds or "
+                          f"leave it out.")
+    return piece_seconds, float(given), known[1]
+
+
+def make_executor(kind: str, folder: Path, timeout_min: float, slurm: dict | None = None):
+    """A submitit executor whose jobs have `timeout_min` minutes and are requeued up to MAX_REQUEUES times at
+    their time limit: 'slurm' (a cluster; `slurm`: more submitit parameters) or 'submitit-local' (submitit's
+    LocalExecutor: the same code path on this machine; it restarts a job 6 times at most)."""
     if kind == "submitit-local":
-        executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=max(1, int((time_budget_s or 3600) / 60) + 5))
+        executor = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+        executor.update_parameters(timeout_min=timeout_min)
         return executor
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    params = {"timeout_min": max(1, int((time_budget_s or 3600) / 60) + 5), "gpus_per_node": 1,
-              "cpus_per_task": 8, "slurm_signal_delay_s": 120}
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_REQUEUES)
+    except RuntimeError as err:  # no srun here
+        raise ConfigError(f"executor='slurm' is impossible here: {err}; run the sweep on the cluster's login node, "
+                          f"or give --executor local.") from None
+    params = {"gpus_per_node": 1, "cpus_per_task": 8, "slurm_signal_delay_s": SIGNAL_DELAY_S}
     params.update(_coerce(slurm or {}))
+    params["timeout_min"] = math.ceil(timeout_min)
     executor.update_parameters(**params)
     return executor
 
@@ -183,15 +311,97 @@ def _coerce(params: dict) -> dict:
     return out
 
 
-def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs", data_dir=None,
-              dry_run: bool = False, time_budget_s: float | None = 540.0, slurm: dict | None = None,
-              max_epochs: int | None = None, poll_s: float = 5.0, jobs: int = 1,
-              threads_per_run: int | None = None) -> list[dict]:
-    """Run every unfinished run of a sweep; returns a status row per run.
+def job_active(kind: str, folder: Path, job_id: str) -> bool:
+    """Whether a job of an earlier driver is still queued or running: Slurm's state of it (sacct), or, for
+    submitit-local, whether its controller process lives."""
+    if kind == "slurm":
+        with contextlib.suppress(Exception):
+            return submitit.SlurmJob(folder=folder, job_id=job_id).state.split()[0] in ACTIVE_STATES
+        return False
+    try:
+        with open(f"/proc/{int(job_id)}/cmdline", "rb") as f:
+            return b"submitit" in f.read()
+    except (OSError, ValueError):
+        return False
 
-    local: pieces one after another in this process, or with jobs > 1 `jobs` runs at once (run_parallel).
-    submitit-local / slurm: one job per piece; the driver
-    waits and submits the next piece of each paused run until all are finished.
+
+def failure_line(text: str) -> str:
+    """One line for a failed job: the last line of its traceback, the exception's module left out
+    ('TrainingError: non-finite loss ...')."""
+    parts = text.split("-" * 22)
+    trace = parts[1] if len(parts) >= 3 else text
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    last = lines[-1] if lines else text.strip()
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+(?::|$))", "", last)
+
+
+def job_error(job) -> str | None:
+    """None when a done job returned, else one line saying why it did not."""
+    try:
+        job.result()
+    except submitit.core.utils.FailedJobError as err:
+        return failure_line(str(err))
+    except submitit.core.utils.UncompletedJobError:
+        return f"job {job.job_id} ended without a result (state {job.state}); its log: {job.paths.stderr}"
+    return None
+
+
+def submit_runs(kind: str, todo: list[tuple[RunConfig, Path]], root: Path, time_budget_s, data_dir, max_epochs,
+                slurm, poll_s: float, wait: bool) -> dict[str, dict]:
+    """Submit the runs of `todo` whose job (of an earlier driver) is not still active as one job array, and wait
+    for them (unless not `wait`), reporting each as it finishes or fails; {run name: {'job': id, 'error': line}}
+    of the runs not finished here (error: None while still running)."""
+    folder = root / "_submitit"
+    piece_s, timeout_min, source = job_plan(kind, time_budget_s, slurm)
+    known = read_json(folder / JOBS) if (folder / JOBS).is_file() else {}
+    left = {d.name: {"job": known[d.name], "error": None} for _, d in todo
+            if d.name in known and job_active(kind, folder, known[d.name])}
+    for name, row in left.items():
+        print(f"{name}: still queued or running as job {row['job']} (submitted earlier); not resubmitted")
+    todo = [(cfg, d) for cfg, d in todo if d.name not in left]
+    if not todo:
+        return left
+    ex = make_executor(kind, folder, timeout_min, slurm)
+    jobs = ex.map_array(PieceJob(run_piece), [cfg.to_dict() for cfg, _ in todo], [str(d) for _, d in todo],
+                        [piece_s] * len(todo), [data_dir] * len(todo), [max_epochs] * len(todo))
+    pending = {d.name: job for (_, d), job in zip(todo, jobs)}
+    atomic_write_json(folder / JOBS, {**known, **{name: job.job_id for name, job in pending.items()}})
+    print(f"submitted {len(jobs)} run(s) as a job array ({kind}): jobs of {timeout_min:g} min ({source}), pieces "
+          f"of {piece_s / 60:.0f} min; a piece that stops at its budget or reaches the time limit is requeued")
+    if not wait:
+        return left | {name: {"job": job.job_id, "error": None} for name, job in pending.items()}
+    try:
+        while pending:
+            time.sleep(poll_s)
+            for name, job in list(pending.items()):
+                if not job.done():
+                    continue
+                del pending[name]
+                error = job_error(job)
+                if error is None:
+                    print(f"finished {name}")
+                else:
+                    left[name] = {"job": job.job_id, "error": error}
+                    print(f"failed {name}: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        from skipvae.errors import Interrupted
+
+        raise Interrupted(f"sweep driver stopped; the {len(pending)} job(s) still queued or running go on: run the "
+                          f"same command again to see them (finished runs are skipped).", 2) from None
+    return left
+
+
+def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs", data_dir=None,
+              dry_run: bool = False, time_budget_s: float | None = None, slurm: dict | None = None,
+              max_epochs: int | None = None, poll_s: float = 5.0, jobs: int = 1,
+              threads_per_run: int | None = None, wait: bool = True, before_start=None) -> list[dict]:
+    """Run every unfinished run of a sweep; returns a status row per run ({'run', 'finished'}, and 'error' for a
+    run whose job failed, 'job' for one whose job is still queued or running).
+
+    local: pieces one after another in this process (no limit to a piece unless `time_budget_s`), or with
+    jobs > 1 `jobs` runs at once (run_parallel). submitit-local / slurm: a job array that requeues itself
+    (submit_runs); the driver waits (unless not `wait`) and reports each run. `before_start(configs)` sees the
+    configs to run before anything starts (the CLI's --confirm-long check).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
@@ -204,9 +414,12 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
     runs = [(cfg, inside(root, cfg.run_name(), "run name")) for cfg in sweep.configs]
     todo = [(cfg, d) for cfg, d in runs if not is_finished(cfg, d)]
     print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to run")
+    left = {}
+    if todo and not dry_run and before_start is not None:
+        before_start([cfg for cfg, _ in todo])
     if dry_run or not todo:
-        return [{"run": d.name, "finished": is_finished(cfg, d)} for cfg, d in runs]
-    if executor == "local" and jobs > 1:
+        pass
+    elif executor == "local" and jobs > 1:
         run_parallel(todo, jobs, threads_per_run, time_budget_s, data_dir, max_epochs)
     elif executor == "local":
         if threads_per_run is not None:  # one run at a time in this process, on exactly this many threads
@@ -215,20 +428,13 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
             pieces = run_to_completion(cfg, run_dir, time_budget_s, data_dir, max_epochs)
             print(f"finished {run_dir.name} in {pieces} piece(s)")
     else:
-        ex = make_executor(executor, root / "_submitit", time_budget_s, slurm)
-        pending = {d: ex.submit(run_piece, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
-                   for cfg, d in todo}
-        configs = {d: cfg for cfg, d in todo}
-        while pending:
-            time.sleep(poll_s)
-            for run_dir, job in list(pending.items()):
-                if not job.done():
-                    continue
-                result = job.result()  # re-raises the job's error
-                if result["status"] == "finished":
-                    print(f"finished {run_dir.name}")
-                    del pending[run_dir]
-                else:
-                    pending[run_dir] = ex.submit(run_piece, configs[run_dir].to_dict(), str(run_dir),
-                                                 time_budget_s, data_dir, max_epochs)
-    return [{"run": d.name, "finished": is_finished(cfg, d)} for cfg, d in runs]
+        left = submit_runs(executor, todo, root, time_budget_s, data_dir, max_epochs, slurm, poll_s, wait)
+    return [status_row(cfg, d, left.get(d.name)) for cfg, d in runs]
+
+
+def status_row(cfg: RunConfig, run_dir: Path, left: dict | None) -> dict:
+    """A run's row: its name, whether it is finished, and its job's error or id while it is not."""
+    row = {"run": run_dir.name, "finished": is_finished(cfg, run_dir)}
+    if left and not row["finished"]:
+        row.update({"error": left["error"]} if left["error"] else {"job": left["job"]})
+    return row

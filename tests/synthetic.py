@@ -9,6 +9,7 @@ the real files.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import numpy as np
@@ -65,6 +66,21 @@ def run_piece_on_synthetic_data(*args, **kwargs):
     """`skipvae.sweep.run_piece` on synthetic data (a job body for submitit's executors, in another process)."""
     skipvae.data.load_dataset = load_synthetic
     return _run_piece(*args, **kwargs)
+
+
+FAIL_SEED = "SKIPVAE_TEST_FAIL_SEED"  # the seed of the run that run_piece_failing_on_request fails
+
+
+def run_piece_failing_on_request(cfg_dict, run_dir, *args, **kwargs):
+    """run_piece_on_synthetic_data, except that the run whose seed is $SKIPVAE_TEST_FAIL_SEED fails (TrainingError)
+    once it has a last.pt: its first piece trains, its second fails (a job body for submitit's executors)."""
+    from pathlib import Path
+
+    from skipvae.errors import TrainingError
+
+    if str(cfg_dict["seed"]) == os.environ.get(FAIL_SEED) and (Path(run_dir) / "last.pt").exists():
+        raise TrainingError(f"injected failure of seed {cfg_dict['seed']} (tests)")
+    return run_piece_on_synthetic_data(cfg_dict, run_dir, *args, **kwargs)
 
 
 def run_local_job_on_synthetic_data(*args, **kwargs):

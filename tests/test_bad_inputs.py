@@ -3,6 +3,7 @@ exit code 2, one line naming the parameter, the value and what is allowed, no tr
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,6 +132,100 @@ def test_sweep_file_refuses(fields, words, tmp_path, capsys):
     for word in words:
         assert word in err, (word, err)
     assert not (tmp_path / "runs").exists()
+
+
+REPO = Path(__file__).resolve().parent.parent
+PAPER_CASES = [  # a paper-profile start on a machine without a GPU (issue 28): refused unless --confirm-long
+    ["train", "--profile", "paper"],
+    ["train", "--profile", "paper", "--arch", "mlp", "--no-progress"],
+    ["sweep", str(REPO / "sweeps" / "paper_table3_mlp.yaml"), "--jobs", "2", "--threads-per-run", "1",
+     "--piece-seconds", "3600"],
+    ["sweep", str(REPO / "sweeps" / "mnist_paper.yaml"), "--executor", "submitit-local"],
+]
+
+
+@pytest.fixture
+def no_gpu(monkeypatch, tmp_path):
+    """No CUDA device, and a results folder with one finished paper-profile MLP VAE record of 2 hours (the budget
+    model's estimate of its shape)."""
+    import json
+
+    import torch
+
+    from skipvae.config import make_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    record = {"status": "finished", "config": make_config("mnist", "vae", "paper", arch="mlp", seed=9).to_dict(),
+              "wall_time_s": 7200.0}
+    (tmp_path / "results" / "mnist" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "mnist" / "runs" / "r.json").write_text(json.dumps(record))
+
+
+@pytest.mark.usefixtures("no_gpu")
+@pytest.mark.parametrize("argv", PAPER_CASES, ids=[" ".join(a[:2]) + f" {i}" for i, a in enumerate(PAPER_CASES)])
+def test_the_paper_profile_without_a_gpu_needs_confirmation(argv, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: profile='paper' on a machine without a GPU: ") and err.count("\n") == 1, err
+    assert "--confirm-long to start anyway" in err and ("by the budget model" in err or "no estimate" in err), err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))
+
+
+ESTIMATES = [  # (argv, words of the estimate): from the record of the fixture, else none
+    (["train", "--profile", "paper", "--arch", "mlp", "--seed", "3"],
+     ["1 run(s) at the paper profile: about 2.0 h on one CPU thread by the budget model"]),
+    (["train", "--profile", "paper", "--arch", "mlp", "--model", "skip-vae"], ["no estimate", "likely days"]),
+    (["sweep", str(REPO / "sweeps" / "paper_table3_mlp.yaml")],
+     ["18 run(s) at the paper profile: about 6.0 h", "(15 run(s) without an estimate not counted)"]),
+]
+
+
+@pytest.mark.usefixtures("no_gpu")
+@pytest.mark.parametrize("argv,words", ESTIMATES, ids=[" ".join(a[:4]) for a, _ in ESTIMATES])
+def test_the_refusal_gives_the_budget_models_estimate(argv, words, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, (word, err)
+
+
+@pytest.mark.usefixtures("no_gpu")
+def test_confirm_long_starts_the_paper_profile_with_its_estimate_on_stderr(tmp_path, capsys, monkeypatch):
+    import skipvae.sweep
+    import skipvae.train
+
+    started = []
+    monkeypatch.setattr(skipvae.train, "train", lambda cfg, *a, **k: started.append(cfg) or {"status": "paused"})
+    monkeypatch.setattr(skipvae.sweep, "run_parallel", lambda todo, *a: started.extend(c for c, _ in todo))
+    argv = ["train", "--profile", "paper", "--arch", "mlp", "--seed", "3", "--out", str(tmp_path), "--confirm-long"]
+    assert main(argv) == 0
+    sweep = ["sweep", str(REPO / "sweeps" / "paper_table3_mlp.yaml"), "--jobs", "2", "--out", str(tmp_path),
+             "--confirm-long"]
+    assert main(sweep) == 0
+    err = capsys.readouterr().err
+    assert err.count("on a machine without a GPU") == 2 and err.count("starting (--confirm-long)") == 2, err
+    assert "about 2.0 h" in err and len(started) == 1 + 18
+
+
+@pytest.mark.usefixtures("no_gpu")
+@pytest.mark.parametrize("argv", [["train", "--profile", "paper", "--dry-run"],
+                                  ["sweep", str(REPO / "sweeps" / "mnist_paper.yaml"), "--dry-run"]],
+                         ids=["train", "sweep"])
+def test_a_dry_run_of_the_paper_profile_needs_no_confirmation(argv, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path)]) == 0
+    assert "confirm-long" not in capsys.readouterr().err
+
+
+def test_the_paper_profile_on_a_gpu_needs_no_confirmation(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import skipvae.train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(skipvae.train, "train", lambda cfg, *a, **k: {"status": "paused"})
+    assert main(["train", "--profile", "paper", "--arch", "mlp", "--out", str(tmp_path)]) == 0
+    assert "confirm-long" not in capsys.readouterr().err
 
 
 def test_a_real_exit_code_and_no_traceback(tmp_path):

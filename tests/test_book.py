@@ -413,6 +413,21 @@ def test_verdict_classes_are_styled():
         assert re.search(r"\." + verdict_class(verdict) + r"(?![\w-])[^{]*\{", css), f"no CSS rule for {verdict!r}"
 
 
+def test_the_reliability_table_has_a_row_per_case():
+    """The reliability-table directive's table (book/_ext), built without a book build."""
+    sys.path.insert(0, str(BOOK / "_ext"))
+    from docutils import nodes
+    from skipvae_book import reliability_table
+
+    from skipvae.reliability_cases import CASES
+
+    table = reliability_table()
+    body = next(table.findall(nodes.tbody))
+    assert len(body.children) == len(CASES) and "skipvae-reliability" in table["classes"]
+    assert "reliability" in (BOOK / "reproducibility.md").read_text() and "{reliability-table}" in \
+        (BOOK / "reproducibility.md").read_text()
+
+
 def external_urls(html: Path) -> dict:
     """{page: [external URLs it would load]} over every HTML file of a build."""
     found = {}

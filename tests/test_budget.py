@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from skipvae.config import make_config
+from skipvae.errors import ConfigError
 from skipvae.records import RunRecord
 from skipvae.report import budget
 
@@ -151,3 +152,23 @@ def test_runs_still_training_are_projected_from_their_median_epoch_and_count_as_
     assert df.loc["P", "planned core-h"] == pytest.approx((2 * 605 + 2 * 1200) / 3600)
     shown, caption = budget.budget_display(tmp_path / "plan.yaml")
     assert caption.startswith("T (") and shown.iloc[-1]["what"] == "total" and shown.iloc[-1]["training"] == "1"
+
+
+def test_a_paper_run_is_estimated_from_its_model_at_another_scale(tmp_path, monkeypatch):
+    """check_long_runs' estimate of a run no record has the shape of: its model's seconds per training example at
+    the cpu profile (10k images, 500 a second) times its own examples (the whole 50k split) and epochs (100)."""
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    cpu = make_config("mnist", "vae", "cpu", arch="pixelcnn")
+    record = RunRecord(status="finished", name=cpu.run_name(), config=cpu.to_dict(), metrics={}, wall_time_s=99.0,
+                       history=[{"epoch": 1, "time_s": 20.0, "examples_per_s": 500.0}]).to_dict()
+    record["config"].pop("objective")  # an older record, written before the field existed (full_config)
+    (tmp_path / "results" / "mnist" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "mnist" / "runs" / "r.json").write_text(json.dumps(record))
+    paper = make_config("mnist", "vae", "paper", arch="pixelcnn")
+    assert budget.run_minutes_estimates([paper]) == [pytest.approx(100 * 50000 / 500 / 60)]
+    assert budget.run_minutes_estimates([make_config("yahoo", "vae", "paper")]) == [None]
+    with pytest.raises(ConfigError, match=r"about 2.8 h on one CPU thread by the budget model; give --confirm-long"):
+        budget.check_long_runs([paper], on_gpu=False, confirmed=False)
+    assert budget.check_long_runs([paper], on_gpu=True, confirmed=False) is None
+    assert budget.check_long_runs([cpu], on_gpu=False, confirmed=False) is None
+    assert budget.check_long_runs([paper], on_gpu=False, confirmed=True).endswith("starting (--confirm-long)")

@@ -490,3 +490,23 @@ def test_a_signal_stops_a_parallel_sweep_at_checkpoints(how, code, tmp_path):
     assert "Traceback" not in err and "run the same command again to resume" in err, err
     folders = list((tmp_path / "runs" / "t").iterdir())
     assert len(folders) <= 2 and any((f / LAST).exists() for f in folders)  # the third run never started
+
+
+# ------------------------------------------------------------------------ the book's table of the cases above
+
+def test_every_reliability_case_names_a_test_and_a_table_that_exist():
+    """skipvae.reliability_cases (the book's table) names real tests and tables, and describes every case table of
+    this file."""
+    from skipvae import reliability_cases as rc
+
+    for case in rc.CASES:
+        file, name = case.test.split("::")
+        assert case.area in rc.AREAS and name in rc.module_functions(HERE / file), case
+        assert case.table is None or rc.module_tables(HERE / file).get(case.table, 0) >= 1, case
+    tables = {name for name in rc.module_tables(HERE / "test_reliability.py") if name.endswith("_CASES")}
+    described = {case.table for case in rc.CASES if case.test.startswith("test_reliability.py::")}
+    assert tables <= described, tables - described
+    rows = rc.table_rows(HERE)
+    assert [row["area"] for row in rows] == sorted((row["area"] for row in rows), key=rc.AREAS.index)
+    assert any(row["checked by"] == f"test_a_damaged_last_checkpoint_falls_back_to_the_previous_one "
+                                    f"({len(DAMAGE_CASES)} cases)" for row in rows)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from skipvae.errors import ConfigError
-from skipvae.sweep import expand_sweep, is_finished, load_sweep, run_sweep
+from skipvae.sweep import expand_sweep, load_sweep, run_sweep
 from skipvae.train import RECORD
 
 pytestmark = pytest.mark.usefixtures("synthetic_data")  # logic, not the real files
@@ -77,21 +77,142 @@ def test_pieces_give_the_uninterrupted_record(tmp_path):
     assert all(r["finished"] for r in rows)
 
 
-def test_submitit_local_executor(tmp_path, monkeypatch):
-    pytest.importorskip("submitit")
+def jobs_in_other_processes(monkeypatch, piece):
+    """submitit's jobs run in other processes: their body (`piece`, from tests/synthetic.py) loads the synthetic
+    data itself, on one thread."""
     import skipvae.sweep
     import synthetic
 
-    # the jobs run in other processes: their body loads the synthetic data itself
-    monkeypatch.setattr(skipvae.sweep, "run_piece", synthetic.run_piece_on_synthetic_data)
+    monkeypatch.setattr(skipvae.sweep, "run_piece", piece)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(synthetic.__file__).parent),
                                                       os.environ.get("PYTHONPATH", "")]))
-    spec = dict(SMOKE, grid={"model": ["skip-vae"], "seed": [0]})
-    path = write(tmp_path, spec)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_a_job_array_requeues_its_pieces_reports_a_failure_and_a_rerun_resumes(tmp_path, monkeypatch, capsys):
+    """Issue 28, end to end on submitit's LocalExecutor: three runs as one job array, each cut into two pieces
+    (max_epochs=1): the first piece stops at its budget and is requeued by submitit's checkpointing; seed 1's
+    second piece fails, which is reported in one line while seeds 0 and 2 finish; a rerun skips those two and
+    resumes seed 1 from its last.pt."""
+    import synthetic
+
+    from skipvae.sweep import JOBS
+
+    jobs_in_other_processes(monkeypatch, synthetic.run_piece_failing_on_request)
+    monkeypatch.setenv(synthetic.FAIL_SEED, "1")
+    path = write(tmp_path, dict(SMOKE, base=dict(SMOKE["base"], arch="mlp"), grid={"seed": [0, 1, 2]}))
+    names = [cfg.run_name() for cfg in load_sweep(path).configs]
     rows = run_sweep(path, executor="submitit-local", out=tmp_path / "runs", max_epochs=1, poll_s=0.5)
-    assert rows == [{"run": load_sweep(path).configs[0].run_name(), "finished": True}]
-    cfg = load_sweep(path).configs[0]
-    assert is_finished(cfg, tmp_path / "runs" / "t" / cfg.run_name())
+    out, err = capsys.readouterr()
+    assert [r["finished"] for r in rows] == [True, False, True]
+    assert rows[1]["error"] == "TrainingError: injected failure of seed 1 (tests)", rows
+    assert f"failed {names[1]}: TrainingError: injected failure of seed 1 (tests)\n" in err
+    assert f"finished {names[0]}" in out and f"finished {names[2]}" in out
+    assert "submitted 3 run(s) as a job array" in out
+    jobs = json.loads((tmp_path / "runs" / "t" / "_submitit" / JOBS).read_text())
+    for name in names:  # every job was requeued once, by submitit, when its first piece stopped
+        log = (tmp_path / "runs" / "t" / "_submitit" / f"{jobs[name]}_0_log.err").read_text()
+        assert log.count("Caught signal SIGUSR2") == 1 and log.count(" epoch 1/2:") == 1, log[-2000:]
+
+    monkeypatch.delenv(synthetic.FAIL_SEED)
+    rows = run_sweep(path, executor="submitit-local", out=tmp_path / "runs", max_epochs=1, poll_s=0.5)
+    assert "3 runs, 2 finished, 1 to run" in capsys.readouterr().out
+    assert all(r["finished"] for r in rows) and all(set(r) == {"run", "finished"} for r in rows)
+    log = (tmp_path / "runs" / "t" / names[1] / "train.log").read_text()
+    assert [line.split(" epoch ")[1][:3] for line in log.splitlines()] == ["1/2", "2/2"]  # resumed, not restarted
+
+
+def test_a_paused_job_is_resubmitted_as_the_same_call():
+    """checkpoint(): submitit requeues the same callable with the same arguments; the run resumes from last.pt."""
+    from skipvae.sweep import PieceJob
+
+    job = PieceJob(print)
+    delayed = job.checkpoint({"seed": 0}, "runs/t/x", 3600.0, None, None)
+    assert delayed.function is job and delayed.args == ({"seed": 0}, "runs/t/x", 3600.0, None, None)
+
+
+def test_a_paused_piece_outside_a_job_just_returns():
+    from skipvae.sweep import PieceJob
+
+    paused = {"status": "paused", "epochs_completed": 1, "run_dir": "x"}
+    assert PieceJob(lambda *a: paused)({}, "x", None) == paused
+
+
+SLURM_TIMES = [("2-00:00:00", 2880), ("1-12", 2160), ("1-00:30", 1470), ("4:00:00", 240), ("30:00", 30),
+               ("45", 45), ("infinite", None), ("UNLIMITED", None), ("n/a", None)]
+
+
+@pytest.mark.parametrize("text,minutes", SLURM_TIMES, ids=[t for t, _ in SLURM_TIMES])
+def test_slurm_time_limits(text, minutes):
+    from skipvae.sweep import slurm_minutes
+
+    assert slurm_minutes(text) == minutes
+
+
+PLAN_CASES = [  # (executor, --piece-seconds, --slurm, sinfo lines) -> (piece s, job minutes, source)
+    ("slurm", None, {}, ["gpu* 2-00:00:00", "cpu 4:00:00"], (2880 * 60 * 0.9, 2880, "partition (default)")),
+    ("slurm", None, {"slurm_partition": "cpu"}, ["cpu 4:00:00"], (240 * 60 * 0.9, 240, "partition cpu")),
+    ("slurm", None, {"timeout_min": "60"}, ["gpu* 2-00:00:00"], (3600 - 420, 60, "--slurm timeout_min")),
+    ("slurm", None, {}, [], (240 * 60 * 0.9, 240, "the default")),
+    ("slurm", None, {}, ["gpu* infinite"], (240 * 60 * 0.9, 240, "the default")),
+    ("slurm", 3600.0, {}, [], (3600, 67, "--piece-seconds")),
+    ("slurm", 3600.0, {"timeout_min": "120"}, [], (3600, 120, "--slurm timeout_min")),
+    ("submitit-local", None, {}, ["gpu* 30:00"], (240 * 60 * 0.9, 240, "the default")),
+]
+
+
+@pytest.mark.parametrize("executor,piece,slurm,sinfo,expected", PLAN_CASES)
+def test_a_slurm_piece_is_its_time_limit_less_a_margin(executor, piece, slurm, sinfo, expected, monkeypatch):
+    import skipvae.sweep
+
+    monkeypatch.setattr(skipvae.sweep, "sinfo_limits",
+                        lambda partition: [s for s in sinfo if partition is None or s.startswith(partition + " ")])
+    piece_s, minutes, source = skipvae.sweep.job_plan(executor, piece, slurm)
+    assert (piece_s, minutes) == pytest.approx(expected[:2]) and expected[2] in source
+
+
+PLAN_REFUSALS = [
+    (3600.0, {"timeout_min": "60"}, ["piece_seconds=3600 is impossible", "60 min - 120 s"]),
+    (7200.0, {"slurm_partition": "short"}, ["piece_seconds=7200 is impossible", "partition short (60 min)"]),
+    (None, {"timeout_min": "soon"}, ["--slurm timeout_min='soon' is impossible", "minutes"]),
+    (None, {"timeout_min": "-5"}, ["--slurm timeout_min=-5 is impossible"]),
+]
+
+
+@pytest.mark.parametrize("piece,slurm,words", PLAN_REFUSALS, ids=[str(c[1]) for c in PLAN_REFUSALS])
+def test_impossible_job_plans_are_refused_in_one_line(piece, slurm, words, monkeypatch):
+    import skipvae.sweep
+
+    monkeypatch.setattr(skipvae.sweep, "sinfo_limits", lambda partition: ["short 1:00:00"])
+    with pytest.raises(ConfigError) as err:
+        skipvae.sweep.job_plan("slurm", piece, slurm)
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+
+
+FAILURES = [
+    ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback (most recent call last):\n"
+     '  File "x.py", line 1, in f\nskipvae.errors.TrainingError: non-finite loss at epoch 3\n\n'
+     "----------------------\nYou can check full logs with 'job.stderr(0)'", "TrainingError: non-finite loss at epoch 3"),
+    ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback:\nKeyError: 'x'\n"
+     "----------------------\n...", "KeyError: 'x'"),
+]
+
+
+@pytest.mark.parametrize("text,line", FAILURES, ids=["skipvae error", "builtin"])
+def test_a_failed_job_is_one_line(text, line):
+    from skipvae.sweep import failure_line
+
+    assert failure_line(text) == line
+
+
+def test_local_pieces_have_no_limit_by_default(tmp_path, monkeypatch):
+    import skipvae.sweep
+
+    budgets = []
+    monkeypatch.setattr(skipvae.sweep, "run_to_completion", lambda cfg, d, budget, *a: budgets.append(budget) or 1)
+    run_sweep(write(tmp_path, SMOKE), out=tmp_path / "runs")
+    assert budgets == [None, None]
 
 
 def test_a_sequential_sweep_runs_on_the_threads_it_is_given(tmp_path, monkeypatch):
@@ -144,3 +265,41 @@ def test_parallel_jobs_give_the_records_of_one_job(tmp_path, monkeypatch):
 def test_jobs_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="jobs=0"):
         run_sweep(write(tmp_path, SMOKE), out=tmp_path / "runs", jobs=0)
+
+
+def test_a_rerun_leaves_alone_the_runs_whose_job_is_still_active(tmp_path, monkeypatch, capsys):
+    """A driver started again while an earlier one's jobs are queued or running reports them and submits none."""
+    import skipvae.sweep
+    from skipvae.sweep import JOBS
+
+    path = write(tmp_path, SMOKE)
+    names = [cfg.run_name() for cfg in load_sweep(path).configs]
+    (tmp_path / "runs" / "t" / "_submitit").mkdir(parents=True)
+    (tmp_path / "runs" / "t" / "_submitit" / JOBS).write_text(json.dumps({n: f"77_{i}" for i, n in enumerate(names)}))
+    monkeypatch.setattr(skipvae.sweep, "job_active", lambda kind, folder, job_id: True)
+    monkeypatch.setattr(skipvae.sweep, "make_executor", lambda *a: pytest.fail("resubmitted an active run"))
+    rows = run_sweep(path, executor="slurm", out=tmp_path / "runs")
+    assert rows == [{"run": n, "finished": False, "job": f"77_{i}"} for i, n in enumerate(names)]
+    assert capsys.readouterr().out.count("still queued or running as job 77_") == 2
+
+
+def test_a_sweep_with_a_failed_run_exits_1_saying_how_to_resume(tmp_path, monkeypatch, capsys):
+    import skipvae.sweep
+    from skipvae.cli import main
+
+    rows = [{"run": "a", "finished": True}, {"run": "b", "finished": False, "error": "TrainingError: x"}]
+    monkeypatch.setattr(skipvae.sweep, "run_sweep", lambda *a, **k: rows)
+    assert main(["sweep", "s.yaml", "--executor", "slurm", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 runs failed" in err and "run the same command again" in err and err.count("\n") == 1
+
+
+def test_slurm_where_there_is_none_is_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    from skipvae.sweep import make_executor
+
+    if shutil.which("srun"):
+        pytest.skip("this machine has Slurm")
+    with pytest.raises(ConfigError, match="executor='slurm' is impossible here: .*srun.*--executor local"):
+        make_executor("slurm", tmp_path / "_submitit", 240.0)

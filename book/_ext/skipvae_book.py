@@ -20,6 +20,8 @@ Directives (in MyST pages: ```{name} argument```):
     profile-table <arch>               the scale of the smoke, cpu and paper profiles (skipvae.config)
     provenance-table, timing-table     where and how long the runs ran
     precision-table                    fp32 against bf16 autocast training (skipvae.precision)
+    budget-table [plan]                the planned sweeps against the records (skipvae.report.budget)
+    reliability-table                  the reliability cases by area and their tests (skipvae.reliability_cases)
 Roles:
     {cfg}`dataset[/arch] profile key`  a value of skipvae.config.make_config (e.g. {cfg}`mnist cpu epochs`)
     {paper}`table|row|column`          a number quoted from the papers (row: model, or arch/model)
@@ -594,6 +596,29 @@ class BudgetTable(ResultsDirective):
         return [table_node(df, ["skipvae-results", "skipvae-results-budget"], caption, f"budget-{plan.stem}")]
 
 
+class ReliabilityTable(SphinxDirective):
+    """The reliability cases of issue 28 by area, and the test that checks each (skipvae.reliability_cases; the
+    number of cases counted in the test file's case table)."""
+
+    def run(self):
+        from skipvae import reliability_cases
+
+        for case in reliability_cases.CASES:  # the page is read again when a test file changes
+            self.env.note_dependency(str(reliability_cases.TESTS / case.test.split("::")[0]))
+        self.env.note_dependency(reliability_cases.__file__)
+        return [reliability_table()]
+
+
+def reliability_table() -> nodes.table:
+    """The table of the reliability-table directive."""
+    from skipvae import reliability_cases
+
+    df = pd.DataFrame(reliability_cases.table_rows())
+    caption = ("The reliability cases of issue 28 by area: what is done to the code, what it does, and the test "
+               "that checks it (in tests/; in brackets the rows of its case table).")
+    return table_node(df, ["skipvae-reliability"], caption, "reliability-cases")
+
+
 # ------------------------------------------------------------------------------------------------- roles
 
 class ConfigRole(SphinxRole):
@@ -767,7 +792,8 @@ def setup(app):
                             "remedies-setup": RemediesSetup, "theory-table": TheoryTable,
                             "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,
                             "provenance-table": ProvenanceTable, "timing-table": TimingTable,
-                            "precision-table": PrecisionTable, "budget-table": BudgetTable}.items():
+                            "precision-table": PrecisionTable, "budget-table": BudgetTable,
+                            "reliability-table": ReliabilityTable}.items():
         app.add_directive(name, directive)
     app.add_node(paper_named_table)
     app.add_node(paper_named_figure)

@@ -1,7 +1,7 @@
 """Collapse over training: the 9-layer PixelCNN VAE and Skip-VAE (latent 20) with validation KL, MI and active units
 after every epoch, for as many updates as the profile affords (Figure 1 left's mechanism; claim C3's premise)."""
 
-from skipvae.experiments.declaration import Experiment, Param, Sweep, block
+from skipvae.experiments.declaration import CPU_PAPER_COMMAND, Experiment, Param, Sweep, block
 
 PARAMS = (
     Param("seeds", "seeds", [0], "seeds per model"),
@@ -54,6 +54,7 @@ EXPERIMENT = Experiment(
               "PixelCNN VAE and Skip-VAE at latent 20 on the whole 50k training split for 100 epochs (100,000 "
               "updates), bf16 training, validation KL, MI and AU after every epoch, the IW-NLL (K = 500) on a random "
               "1,000 test images, seeds 0-2, seed 0's pair first (a run takes many sessions).",
-              params={"seeds": [0, 1, 2]}, order=("seed",)),
+              params={"seeds": [0, 1, 2]}, order=("seed",),
+              command=CPU_PAPER_COMMAND),
     ),
 )

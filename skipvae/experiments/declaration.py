@@ -52,6 +52,10 @@ def block(name: str, base: dict, *grids: dict) -> Block | None:
     return Block(name, dict(base), kept) if kept else None
 
 
+# how the project runs a paper-profile sweep on its two CPU lanes (--confirm-long: it knows it takes many hours)
+CPU_PAPER_COMMAND = "--jobs 2 --threads-per-run 1 --piece-seconds 3600 --confirm-long"
+
+
 def first_only(p: dict, *names: str) -> dict:
     """`p` with each named list parameter cut to its first value (the smoke profile's one seed, one depth)."""
     return {**p, **{n: list(p[n])[:1] for n in names}}

@@ -1,7 +1,7 @@
 """MNIST: the PixelCNN models of Table 1's latent-20 row, Table 3's weak MLP models and the classification study
 with Figure 2 at latent 50 (claims C3, C5, C6)."""
 
-from skipvae.experiments.declaration import Experiment, Param, Sweep, block, first_only
+from skipvae.experiments.declaration import CPU_PAPER_COMMAND, Experiment, Param, Sweep, block, first_only
 
 PARAMS = (
     Param("seeds", "seeds", [0, 1, 2], "seeds per model"),
@@ -54,7 +54,8 @@ EXPERIMENT = Experiment(
         Sweep("paper_table3_mlp", "paper", "Table 3 at the paper's own scale (issue 26): the weak MLP model, 100 "
               "epochs on the 50k training images, batch 50, Adam 1e-3, clip 5, fp32, the compiled step (issue "
               "25); test metrics and the IW-NLL (K = 500) on the whole 10k test set. The 2-layer cell's three seeds "
-              "of both models first, so that one cell can be judged before the next starts.", blocks=("mlp",)),
+              "of both models first, so that one cell can be judged before the next starts.", blocks=("mlp",),
+              command=CPU_PAPER_COMMAND),
         Sweep("mnist_paper", "paper", "The 9-layer PixelCNN VAE and Skip-VAE of Table 1 (latent 20) at the "
               "paper's settings, seeds 0-2 (a GPU; on Slurm: --executor slurm --slurm slurm_partition=gpu).",
               blocks=("pixelcnn",), params={"models": ["vae", "skip-vae"]}, command=""),

@@ -16,6 +16,10 @@ The spent core-hours are the sum of the finished records' wall times and the tra
 still training (one run per single-thread lane).
 
 A row may say why it is not run (`not_run:` in the plan): it is still sized, and left out of the total.
+
+A single run or sweep at the paper profile on a machine without a GPU is refused unless confirmed
+(check_long_runs): its estimate is the one above (without a row), else its model's cost per training example at
+another scale times its examples and epochs (scaled_minutes).
 """
 
 from __future__ import annotations
@@ -65,9 +69,21 @@ def run_minutes(record: dict) -> float | None:
     return None if None in parts else sum(parts) / 60
 
 
+def full_config(config: dict) -> dict:
+    """A record's config with every field, the ones added since it was written at their defaults (as
+    RunConfig.from_dict reads it), so that an older record and a new config of the same run compare equal."""
+    from skipvae.config import RunConfig
+    from skipvae.errors import ConfigError
+
+    try:
+        return RunConfig.from_dict(config).to_dict()
+    except (ConfigError, TypeError):
+        return config
+
+
 def cost_shape(config: dict) -> str:
-    """What a run's cost depends on: its config apart from the seed and the dataset."""
-    return json.dumps({k: v for k, v in config.items() if k not in ("seed", "dataset")}, sort_keys=True)
+    """What a run's cost depends on: its config (every field: full_config) apart from the seed and the dataset."""
+    return json.dumps({k: v for k, v in full_config(config).items() if k not in ("seed", "dataset")}, sort_keys=True)
 
 
 def minutes_by_shape(root: str | Path | None = None) -> dict[str, float]:
@@ -209,3 +225,89 @@ def budget_display(plan_path: str | Path = PLAN) -> tuple[pd.DataFrame, str]:
                f"run' is sized but left out of the total. Aim: {target} core-hours in {lanes} lanes, about "
                f"{target / lanes:.0f} hours of wall time.")
     return df.astype(str), caption
+
+
+LONG_PROFILES = ("paper",)  # profiles that take days on a CPU: refused there unless confirmed (check_long_runs)
+SCALE_KEYS = {"profile", "seed", "dataset", "epochs", "n_train", "n_valid", "n_test", "iw_samples", "iw_chunk",
+              "n_eval_nll", "nll_subset", "clf_n_train", "clf_n_test", "clf_epochs", "notes", "amp", "compile_step",
+              "warmup_epochs", "lr_decay_after"}  # what a profile scales, not what an example costs
+
+
+def model_shape(config: dict) -> str:
+    """What a run's cost per training example depends on: its config (full_config) apart from its scale
+    (SCALE_KEYS), and apart from the SVI settings for an amortized model."""
+    config = full_config(config)
+    unused = SCALE_KEYS | ({"svi_steps", "svi_lr"} if config.get("inference") != "semi-amortized" else set())
+    return json.dumps({k: v for k, v in config.items() if k not in unused}, sort_keys=True)
+
+
+def seconds_per_example(root: str | Path | None = None) -> dict[str, float]:
+    """{model_shape: median seconds per training example of an epoch (training and validation)} over the history
+    of every finished record in results/."""
+    costs: dict[str, list[float]] = {}
+    for path in sorted(results_root(root).glob("*/runs/*.json")):
+        record = read_json(path)
+        rates = [h["examples_per_s"] for h in record.get("history", []) if h.get("examples_per_s")]
+        if record.get("status") == "finished" and rates:
+            costs.setdefault(model_shape(record["config"]), []).append(1 / median(rates))
+    return {shape: median(c) for shape, c in costs.items()}
+
+
+def scaled_minutes(config: dict, per_example: dict[str, float]) -> float | None:
+    """A run's training minutes from its model's cost per example at another scale: epochs x its training examples
+    (the whole split when n_train is None) x seconds per example; None when no record has its model."""
+    from skipvae.data.manifest import split_sizes
+
+    cost = per_example.get(model_shape(config))
+    if cost is None:
+        return None
+    examples = config.get("n_train") or split_sizes(config["dataset"])["train"]
+    return config["epochs"] * examples * cost / 60
+
+
+def run_minutes_estimates(configs: list) -> list[float | None]:
+    """Each run's minutes on one CPU thread: the budget model's (estimate_minutes over results/, without a row),
+    else scaled_minutes; None where neither has a record to go by."""
+    partials = partial_records()
+    by_shape, costs, projected, per_example = minutes_by_shape(), svi_step_costs(), projected_by_shape(partials), \
+        seconds_per_example()
+    out = []
+    for cfg in configs:
+        config = cfg.to_dict()
+        minutes = estimate_minutes(config, by_shape, costs, None, partials.get(cfg.run_name()), projected)
+        out.append(minutes if minutes is not None else scaled_minutes(config, per_example))
+    return out
+
+
+def hours_text(minutes: float) -> str:
+    """'35 min', '7.5 h' or '4.2 days'."""
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h" if minutes < 48 * 60 else f"{minutes / 1440:.1f} days"
+
+
+def long_run_estimate(configs: list) -> str:
+    """The budget model's estimate of runs, in words: 'N run(s) at the paper profile: about X on one CPU thread'."""
+    minutes = run_minutes_estimates(configs)
+    known = [m for m in minutes if m is not None]
+    profiles = "/".join(sorted({c.profile for c in configs}))
+    text = f"{len(configs)} run(s) at the {profiles} profile"
+    if not known:
+        return text + ": no estimate (no record in results/ of their model at any scale), likely days on a CPU"
+    text += f": about {hours_text(sum(known))} on one CPU thread by the budget model"
+    missing = len(minutes) - len(known)
+    return text + (f" ({missing} run(s) without an estimate not counted)" if missing else "")
+
+
+def check_long_runs(configs: list, on_gpu: bool, confirmed: bool, flag: str = "--confirm-long") -> str | None:
+    """Runs of a long profile (LONG_PROFILES) about to start on a machine without a GPU: ConfigError (one line: the
+    estimate, and the flag to give) unless `confirmed`, else the line to print; None when there is none."""
+    from skipvae.errors import ConfigError
+
+    long = [c for c in configs if c.profile in LONG_PROFILES]
+    if not long or on_gpu:
+        return None
+    text = f"profile={long[0].profile!r} on a machine without a GPU: {long_run_estimate(long)}"
+    if not confirmed:
+        raise ConfigError(f"{text}; give {flag} to start anyway, or run on a GPU.")
+    return f"{text}; starting ({flag})"
