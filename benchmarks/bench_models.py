@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.sa_text:
         return sa_text(args)
-    n_mm = args.matmul_size = 512 if args.quick else 2048
+    n_mm = 512 if args.quick else 2048  # the square matmul that measures the machine's rate
     # the MLP step is fp32 only: its run skips the bf16 rate, which a CPU without bf16 kernels emulates slowly
     precisions = (("fp32", torch.float32),) if args.mlp_step else (("fp32", torch.float32), ("bf16", torch.bfloat16))
     peaks = {name: [matmul_gflops(dtype, n_mm)] for name, dtype in precisions}
@@ -380,7 +380,7 @@ def finish(args, peaks: dict, pixel: list, sa_loads: list, others: list, probe) 
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "matmul_size": args.matmul_size, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
+        "matmul_size": n_mm, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
         "workloads": rows,
     }
     if args.profile and pixel:

@@ -127,13 +127,16 @@ def add_train_parser(sub, shown: RunConfig | None = None) -> None:
 
 
 def cmd_train(args) -> int:
-    from skipvae.train import train
+    import torch
+
+    from skipvae.train import check_precision, train
 
     cfg = config_from_args(args)  # validated before any data is loaded
+    device = check_device(args.device) or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_precision(cfg, torch.device(device))  # a dry run says so too when this machine cannot train it
     if args.dry_run:
         print(json.dumps(cfg.to_dict(), indent=1))
         return 0
-    check_device(args.device)
     check_param("time_budget", args.time_budget, "optional_positive_float")
     check_out_dir("out", args.out)
     confirm_long_runs([cfg], on_gpu(args.device), args.confirm_long)

@@ -393,7 +393,7 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
             _check_count(name, value)
     if n_eval_nll is not None and (not isinstance(n_eval_nll, int) or isinstance(n_eval_nll, bool) or n_eval_nll < 0):
         raise ConfigError(f"n_eval_nll={n_eval_nll!r} must be an integer >= 0 (0: no IW-NLL), or None for all.")
-    total = sum(x.shape[0] for x, _ in _batches(data, split, batch_size, limit))
+    total = data.num_examples(split) if limit is None else min(limit, data.num_examples(split))
     chosen = nll_examples_of(total, n_eval_nll, nll_subset, seed)
     device = _model_device(model)
     sa = _is_semi_amortized(model) if semi_amortized is None else bool(semi_amortized)

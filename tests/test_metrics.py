@@ -26,10 +26,14 @@ def lg():
 
 
 class TensorData:
-    """The data interface of skipvae (batches(split, batch_size, shuffle=False) -> (x, y)) over tensors."""
+    """The data interface of skipvae (batches(split, batch_size, shuffle=False) -> (x, y), num_examples(split))
+    over tensors."""
 
     def __init__(self, x, y=None, split="test"):
         self.x, self.y, self.split = x, y, split
+
+    def num_examples(self, split):
+        return len(self.x)
 
     def batches(self, split, batch_size, shuffle=False):
         assert split == self.split and not shuffle

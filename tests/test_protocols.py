@@ -26,11 +26,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class TinyText:
-    """`batches(split, batch_size, shuffle)` over fixed token rows, as the text loaders yield them."""
+    """`batches(split, batch_size, shuffle)` and `num_examples(split)` over fixed token rows, as the text loaders
+    give them."""
 
     def __init__(self, splits: dict[str, torch.Tensor]):
         self.splits = splits
         self.vocab = list(range(VOCAB))
+
+    def num_examples(self, split):
+        return len(self.splits[split])
 
     def batches(self, split, batch_size, shuffle=False, **_):
         x = self.splits[split]

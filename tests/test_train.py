@@ -200,3 +200,14 @@ def test_bf16_lstm_training_on_a_cpu_without_bf16_kernels_is_refused_before_the_
     with pytest.raises(ConfigError, match=r"amp=True \(bf16 training\) of the LSTM needs a CPU with bf16 kernels"):
         train(cfg, tmp_path / "run", data_dir=tmp_path / "no-data-here", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dry_run_says_so_when_this_cpu_cannot_train_the_config_in_bf16(monkeypatch, capsys):
+    from skipvae.cli import main
+
+    monkeypatch.setattr("skipvae.train.cpu_has_bf16", lambda: False)
+    args = ["train", "--dataset", "yahoo", "--model", "vae", "--dry-run", "--profile"]
+    assert make_config("yahoo", "vae", "cpu").amp and not make_config("yahoo", "vae", "smoke").amp
+    assert main(args + ["cpu"]) == 2  # the cpu profile trains the LSTM in bf16
+    assert "needs a CPU with bf16 kernels" in capsys.readouterr().err
+    assert main(args + ["smoke"]) == 0

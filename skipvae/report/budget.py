@@ -25,6 +25,7 @@ another scale times its examples and epochs (scaled_minutes).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
@@ -150,21 +151,19 @@ def budget_table(plan: dict | None = None) -> pd.DataFrame:
     from skipvae.results import reusable_record
 
     plan = plan or load_plan()
-    partials = partial_records()
-    by_shape, costs, rows = minutes_by_shape(), svi_step_costs(), []
-    projected = projected_by_shape(partials)
+    measured, rows = Measured.read(), []
     for row, configs in row_runs(plan):
         if configs is None:
             rows.append({"what": row["what"], "runs": None, "done": 0, "training": 0, "min/run": None,
                          "planned core-h": None, "spent core-h": 0.0, "not run": row.get("not_run")})
             continue
         records = [reusable_record(c, row["experiment"])[0] for c in configs]
-        training = [None if r else partials.get(c.run_name()) for c, r in zip(configs, records)]
+        training = [None if r else measured.partials.get(c.run_name()) for c, r in zip(configs, records)]
         walls = [m for m in (run_minutes(r) for r in records if r) if m is not None]
         ongoing = [m for m in (projected_minutes(p) for p in training if p) if m is not None]
         fallback = median(walls) if walls else median(ongoing) if ongoing else None
-        minutes = [run_minutes(r) if r else estimate_minutes(c.to_dict(), by_shape, costs, fallback, p, projected)
-                   for c, r, p in zip(configs, records, training)]
+        minutes = [run_minutes(r) if r else estimate_minutes(c.to_dict(), measured, fallback, c.run_name())
+                   for c, r in zip(configs, records)]
         planned = None if None in minutes else sum(minutes) / 60
         spent = sum(walls) + sum(p["train_time_s"] / 60 for p in training if p)
         rows.append({"what": row["what"], "runs": len(configs), "done": sum(r is not None for r in records),
@@ -174,18 +173,35 @@ def budget_table(plan: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def estimate_minutes(config: dict, by_shape: dict[str, float], costs: dict, fallback: float | None,
-                     partial: dict | None = None, projected: dict[str, float] | None = None) -> float | None:
+@dataclass(frozen=True)
+class Measured:
+    """What the records say about run times (the module's estimates 1-4): the median minutes per shape of the
+    finished runs, the SVI step costs, the projections of the runs still training and of their shapes."""
+    by_shape: dict
+    costs: dict
+    partials: dict
+    projected: dict
+
+    @classmethod
+    def read(cls, root: str | Path | None = None) -> "Measured":
+        partials = partial_records(root)
+        return cls(minutes_by_shape(root), svi_step_costs(root), partials, projected_by_shape(partials))
+
+
+def estimate_minutes(config: dict, measured: Measured, fallback: float | None = None,
+                     name: str = "") -> float | None:
     """A run to go: its own projection while it trains, else its shape's median, else its semi-amortized estimate,
-    else the projection of its shape's runs still training, else its row's median: of the row's finished runs, else
-    of its runs' projections (see the module)."""
+    else the projection of its shape's runs still training, else `fallback` (its row's median: of the row's
+    finished runs, else of its runs' projections; see the module); `name`: its run name, the key of its partial
+    record while it trains."""
+    partial = measured.partials.get(name)
     minutes = projected_minutes(partial) if partial else None
     if minutes is None:
-        minutes = by_shape.get(cost_shape(config))
+        minutes = measured.by_shape.get(cost_shape(config))
     if minutes is None:
-        minutes = semi_amortized_minutes(config, by_shape, costs)
+        minutes = semi_amortized_minutes(config, measured.by_shape, measured.costs)
     if minutes is None:
-        minutes = (projected or {}).get(cost_shape(config))
+        minutes = measured.projected.get(cost_shape(config))
     return fallback if minutes is None else minutes
 
 
@@ -268,14 +284,11 @@ def scaled_minutes(config: dict, per_example: dict[str, float]) -> float | None:
 def run_minutes_estimates(configs: list) -> list[float | None]:
     """Each run's minutes on one CPU thread: the budget model's (estimate_minutes over results/, without a row),
     else scaled_minutes; None where neither has a record to go by."""
-    partials = partial_records()
-    by_shape, costs, projected, per_example = minutes_by_shape(), svi_step_costs(), projected_by_shape(partials), \
-        seconds_per_example()
+    measured, per_example = Measured.read(), seconds_per_example()
     out = []
     for cfg in configs:
-        config = cfg.to_dict()
-        minutes = estimate_minutes(config, by_shape, costs, None, partials.get(cfg.run_name()), projected)
-        out.append(minutes if minutes is not None else scaled_minutes(config, per_example))
+        minutes = estimate_minutes(cfg.to_dict(), measured, name=cfg.run_name())
+        out.append(minutes if minutes is not None else scaled_minutes(cfg.to_dict(), per_example))
     return out
 
 

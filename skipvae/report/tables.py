@@ -117,11 +117,12 @@ def display_table(summary: pd.DataFrame, by, metrics) -> tuple[pd.DataFrame, dic
     return table.reset_index(drop=True), constants
 
 
-def experiment_table(name: str, root: str | Path | None = None, metrics=None) -> tuple[pd.DataFrame, dict]:
-    """The results table of an experiment page (`display_table` of its summary). Before any run, one row per
-    model the notebook trains, each marked 'not run yet'."""
+def experiment_table(name: str, root: str | Path | None = None, metrics=None,
+                     runs: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """The results table of an experiment page (`display_table` of its summary) of `runs` (default: every record
+    of the experiment). Before any run, one row per model the notebook trains, each marked 'not run yet'."""
     exp = experiment(name)
-    df = load_runs(name, root)
+    df = load_runs(name, root) if runs is None else runs
     metrics = list(metrics) if metrics is not None else \
         [m for m in TABLE_METRICS if m in metric_columns(df)] or list(TABLE_METRICS)
     if df.empty:

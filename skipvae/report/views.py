@@ -37,9 +37,10 @@ class View:
 
 def results_view(name: str, metrics=None) -> View:
     """Our runs of an experiment (report.experiment_table), with the settings every row shares in the caption."""
-    table, constants = experiment_table(name, metrics=metrics)
+    runs = load_runs(name)  # read once, for the table and its caption
+    table, constants = experiment_table(name, metrics=metrics, runs=runs)
     same = "; ".join(f"{SETTING_LABELS.get(k, k)} {v}" for k, v in constants.items())
-    subset = nll_subset_text(load_runs(name))
+    subset = nll_subset_text(runs)
     caption = (f"Our runs, {experiment(name).title}: mean ± standard deviation over seeds (test set; NLL, -ELBO, KL "
                f"and MI in nats per example, AU in dimensions)" + (f"; every row: {same}" if same else "")
                + (f"; the NLL on {subset}" if subset else "") + ".")
@@ -69,9 +70,18 @@ def classification_view() -> View:
     table = classification_table(runs, pca_reference_runs("mnist", best) if best else None)
     caption = (f"C5: test accuracy of classifiers of the posterior means (latent 50), ours at the {best or '–'} "
                f"profile (mean ± std over seeds) beside the paper's, fitted and scored on the images each row's "
-               f"split names (train/test; the paper: the whole splits, 50,000/10,000); the last row fits the same "
+               f"split names (train/test; the paper: the whole splits, {whole_splits_text('mnist')}); the last row "
+               f"fits the same "
                f"classifiers to the PCA-50 projection of the binarized pixels.")
     return View("Classification from the posterior means (C5)", table, caption)
+
+
+def whole_splits_text(dataset: str) -> str:
+    """'50,000/10,000': the whole training and test splits of `dataset`, from its data manifest."""
+    from skipvae.data.manifest import split_sizes
+
+    sizes = split_sizes(dataset)
+    return f"{sizes['train']:,}/{sizes['test']:,}"
 
 
 def remedy_views(dataset: str) -> list[View]:
