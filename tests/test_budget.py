@@ -172,3 +172,22 @@ def test_a_paper_run_is_estimated_from_its_model_at_another_scale(tmp_path, monk
     assert budget.check_long_runs([paper], on_gpu=True, confirmed=False) is None
     assert budget.check_long_runs([cpu], on_gpu=False, confirmed=False) is None
     assert budget.check_long_runs([paper], on_gpu=False, confirmed=True).endswith("starting (--confirm-long)")
+
+
+def test_the_training_of_runs_lost_before_they_finished_counts_as_spent_and_lost(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    base = {"dataset": "mnist", "arch": "mlp", "profile": "cpu", "epochs": 10}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "p", "base": base, "grid": {"seed": [0, 1]}}))
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({"title": "T", "target_core_hours": 1, "lanes": 2, "rows": [
+        {"what": "P", "sweep": "p.yaml", "experiment": "mnist"}]}))
+    cfg = make_config("mnist", "vae", "cpu", arch="mlp", epochs=10, seed=0)
+    partial(tmp_path / "results", "mnist", cfg, [100] * 8)  # the run was at epoch 8 when its machine went
+    folder = tmp_path / "results" / "mnist" / "partial"
+    (folder / "lost").mkdir()
+    (folder / f"{cfg.run_name()}.json").rename(folder / "lost" / f"{cfg.run_name()}.lost-at-epoch-8.json")
+    partial(tmp_path / "results", "mnist", cfg, [100, 100])  # restarted from epoch 0: 2 epochs so far
+    df = budget.budget_table(budget.load_plan(tmp_path / "plan.yaml")).set_index("what")
+    assert df.loc["P", "lost core-h"] == pytest.approx(800 / 3600)
+    assert df.loc["P", "spent core-h"] == pytest.approx(1000 / 3600)  # 200 s now + 800 s lost
+    shown, caption = budget.budget_display(tmp_path / "plan.yaml")
+    assert shown.set_index("what").loc["total", "lost core-h"] == "0.2" and "checkpoints were lost" in caption

@@ -13,7 +13,8 @@ wall times of its finished runs plus, for each run still to go, an estimate, the
   4. the median projection (1.) of the runs of its shape still training;
   5. the median of the row's finished runs, else of the projections of the row's runs still training.
 The spent core-hours are the sum of the finished records' wall times and the training time so far of the runs
-still training (one run per single-thread lane).
+still training (one run per single-thread lane), plus the lost core-hours: the training time of runs whose
+checkpoints were lost before they finished (their last partial records, kept under results/*/partial/lost/).
 
 A row may say why it is not run (`not_run:` in the plan): it is still sized, and left out of the total.
 
@@ -103,6 +104,12 @@ def partial_records(root: str | Path | None = None) -> dict[str, dict]:
     return {path.stem: read_json(path) for path in sorted(results_root(root).glob("*/partial/*.json"))}
 
 
+def lost_records(root: str | Path | None = None) -> list[dict]:
+    """The last partial records of runs whose checkpoints were lost before they finished (a machine replaced
+    between sessions): results/*/partial/lost/<run>.lost-at-epoch-<n>.json, the training time they cost."""
+    return [read_json(path) for path in sorted(results_root(root).glob("*/partial/lost/*.json"))]
+
+
 def projected_minutes(partial: dict) -> float | None:
     """A run still training: its median epoch time times its planned epochs, in minutes (training only)."""
     times = [h["time_s"] for h in partial.get("history", []) if h.get("time_s") is not None]
@@ -141,7 +148,7 @@ def semi_amortized_minutes(config: dict, by_shape: dict[str, float], costs: dict
     return None if c is None or minutes is None else minutes * (1 + config["svi_steps"] * c)
 
 
-COLUMNS = ["what", "runs", "done", "training", "min/run", "planned core-h", "spent core-h", "not run"]
+COLUMNS = ["what", "runs", "done", "training", "min/run", "planned core-h", "spent core-h", "lost core-h", "not run"]
 
 
 def budget_table(plan: dict | None = None) -> pd.DataFrame:
@@ -151,12 +158,15 @@ def budget_table(plan: dict | None = None) -> pd.DataFrame:
     from skipvae.results import reusable_record
 
     plan = plan or load_plan()
-    measured, rows = Measured.read(), []
+    measured, lost, rows = Measured.read(), lost_records(), []
     for row, configs in row_runs(plan):
         if configs is None:
             rows.append({"what": row["what"], "runs": None, "done": 0, "training": 0, "min/run": None,
-                         "planned core-h": None, "spent core-h": 0.0, "not run": row.get("not_run")})
+                         "planned core-h": None, "spent core-h": 0.0, "lost core-h": 0.0,
+                         "not run": row.get("not_run")})
             continue
+        names = {c.run_name() for c in configs}
+        lost_h = sum(p["train_time_s"] for p in lost if p["name"] in names) / 3600
         records = [reusable_record(c, row["experiment"])[0] for c in configs]
         training = [None if r else measured.partials.get(c.run_name()) for c, r in zip(configs, records)]
         walls = [m for m in (run_minutes(r) for r in records if r) if m is not None]
@@ -169,7 +179,8 @@ def budget_table(plan: dict | None = None) -> pd.DataFrame:
         rows.append({"what": row["what"], "runs": len(configs), "done": sum(r is not None for r in records),
                      "training": sum(p is not None for p in training),
                      "min/run": None if planned is None else 60 * planned / len(configs),
-                     "planned core-h": planned, "spent core-h": spent / 60, "not run": row.get("not_run")})
+                     "planned core-h": planned, "spent core-h": spent / 60 + lost_h, "lost core-h": lost_h,
+                     "not run": row.get("not_run")})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -215,14 +226,15 @@ def budget_display(plan_path: str | Path = PLAN) -> tuple[pd.DataFrame, str]:
     unmeasured = run["planned core-h"].isna().any()  # then the total is a lower bound
     total = {"what": "total", "runs": run["runs"].sum(), "done": run["done"].sum(),
              "training": run["training"].sum(), "min/run": None,
-             "planned core-h": run["planned core-h"].sum(min_count=1), "spent core-h": df["spent core-h"].sum()}
+             "planned core-h": run["planned core-h"].sum(min_count=1), "spent core-h": df["spent core-h"].sum(),
+             "lost core-h": df["lost core-h"].sum()}
     df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
     df["not run"] = df["not run"].fillna("")
     df["runs"] = ["not sized yet" if pd.isna(v) else str(int(v)) for v in df["runs"]]
     for c in ("done", "training"):
         df[c] = [str(int(v)) for v in df[c]]
     df["min/run"] = [fmt(v, 1) for v in df["min/run"]]
-    for c in ("planned core-h", "spent core-h"):
+    for c in ("planned core-h", "spent core-h", "lost core-h"):
         df[c] = [fmt(v, 1) for v in df[c]]
     if unmeasured and df["planned core-h"].iloc[-1] != fmt(None, 1):
         df.loc[df.index[-1], "planned core-h"] = f"≥ {df['planned core-h'].iloc[-1]}"
@@ -237,7 +249,9 @@ def budget_display(plan_path: str | Path = PLAN) -> tuple[pd.DataFrame, str]:
                f"benchmarks), else the projection of the same config's runs still training, else the row's median "
                f"(of its finished runs, else of its runs' projections; '–' while a run has no estimate; the total is "
                f"then a lower bound), min/run = planned / runs, spent core-h = the finished runs' wall times plus the "
-               f"training time so far of the runs still training (partial records). A row with a reason under 'not "
+               f"training time so far of the runs still training (partial records) plus the lost core-h, the "
+               f"training of runs whose checkpoints were lost before they finished (a machine replaced between "
+               f"sessions; their last partial records are kept). A row with a reason under 'not "
                f"run' is sized but left out of the total. Aim: {target} core-hours in {lanes} lanes, about "
                f"{target / lanes:.0f} hours of wall time.")
     return df.astype(str), caption
