@@ -303,3 +303,19 @@ def test_partial_records_of_runs_still_training_are_read_with_their_curves(tmp_p
     df = report.load_partials("mnist", tmp_path)
     assert list(df["model"]) == ["skip-vae"] and list(df["epochs_completed"]) == [2]
     assert [h["val_kl"] for h in df.loc[0, "history"]] == [3.0, 4.0] and df.loc[0, "seed"] == 1
+
+
+def test_the_books_figures_are_drawn_by_the_package_with_generated_captions(tmp_path, monkeypatch):
+    from skipvae.report import figures
+
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))
+    assert figures.experiment_figure("mnist") is None and figures.partial_figure("mnist") is None
+    for seed in (0, 1):
+        write_record(tmp_path, "mnist", "mnist", "vae", seed=seed, latent_dim=20, kl=1.0)
+        write_record(tmp_path, "mnist", "mnist", "vae", seed=seed, latent_dim=50, kl=3.0)
+    drawn = figures.experiment_figure("mnist", "summary", ["kl"])
+    assert "Colour: config (latent dim 20; latent dim 50)" in drawn.caption
+    assert (drawn.profile, drawn.seeds, drawn.n_runs) == ("cpu", [0, 1], 4)
+    assert drawn.provenance_text() == "Profile: cpu; seeds 0, 1 (4 runs)."
+    with pytest.raises(ValueError, match="unknown; use summary"):
+        figures.experiment_figure("mnist", "pie")

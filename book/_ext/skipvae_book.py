@@ -48,7 +48,7 @@ from sphinx.util.docutils import SphinxDirective, SphinxRole
 
 from skipvae import config as skipconfig
 from skipvae import report
-from skipvae.report import plots, views
+from skipvae.report import figures, views
 from skipvae.errors import ConfigError, DataError
 
 GENERATED = "_generated/figures"  # content-addressed PNGs drawn at build time (git-ignored)
@@ -335,56 +335,24 @@ class ResultsFigure(ResultsDirective):
         notice = " ".join(self.content).strip()
         if "file" in self.options:
             return self.notebook_figure(name, self.options["file"], notice)
-        if self.options.get("plot") == "partial":
-            return self.partial_figure(name, notice)
-        df = report.load_runs(name)
-        profile = report.best_profile(df) or (df["profile"].iloc[0] if len(df) else None)
-        if profile is None:
-            return [admonition("Figure not drawn yet", [paragraph(
-                f"This figure is drawn from the run records of the {name} experiment, which has not run yet at "
-                f"any profile. What it will show: {notice}")], ["warning", "skipvae-not-run"])]
-        runs = df[df["profile"] == profile]
         plot = self.options.get("plot", "summary")
         metrics = [m.strip() for m in self.options["metrics"].split(",")] if "metrics" in self.options else None
-        if plot == "summary":
-            runs, hue = plots.bar_hue(runs, "model", None)
-            fig = report.plot_bars(runs, metrics or ["kl", "mi", "au_0.01"], x="model", hue=hue)
-            drawn = plots.bars_caption(runs, hue)
-        elif plot == "mi_nll":
-            from skipvae.report import remedies
-
-            fig, drawn = remedies.plot_mi_nll(runs)
-        elif plot in ("latent_dim", "dec_layers"):
-            several = "dataset" if runs["dataset"].nunique() > 1 else None
-            runs, hue = plots.line_hue(runs, plot, "model", several)
-            fig = report.plot_lines(runs, plot, metrics or ["mi", "au_0.01", "nll"], hue=hue, row=several)
-            drawn = plots.lines_caption(runs, hue, several)
-        else:
-            raise self.error(f":plot: {plot!r} is unknown; use summary, latent_dim, dec_layers or mi_nll")
-        uri = self.save(fig, name, plot)
-        seeds = sorted(int(s) for s in runs["seed"].unique())
-        caption = f"{notice} {drawn} Profile: {profile}; seeds {', '.join(map(str, seeds))} ({len(runs)} runs)."
-        return [figure_node(uri, caption, f"figure-{name}-{plot}")]
-
-    def partial_figure(self, name: str, notice: str):
-        """The curves so far of the experiment's runs still training (their partial records)."""
-        runs = report.load_partials(name)
-        if runs.empty:
+        try:
+            drawn = figures.partial_figure(name) if plot == "partial" else \
+                figures.experiment_figure(name, plot, metrics)
+        except ValueError as err:
+            raise self.error(str(err))
+        if drawn is None and plot == "partial":
             return [admonition("No run is training", [paragraph(
                 f"This figure draws the per-epoch curves of the {name} runs still training (their partial "
                 f"records, results/{name}/partial/); none is training now. What it shows then: {notice}")],
                                ["note", "skipvae-no-partial"])]
-        runs = runs.assign(run=runs["model"] + ", " + runs["dec_layers"].map(lambda n: f"{n} layers")
-                           + ", seed " + runs["seed"].astype(str))
-        fig = report.plot_history(runs, hue="run")
-        uri = self.save(fig, name, "partial")
-        done = "; ".join(f"{r.run}: {r.epochs_completed} of {r.planned_epochs} epochs"
-                         for r in runs.itertuples(index=False))
-        seeds = ", ".join(str(s) for s in sorted(runs["seed"].unique()))
-        caption = (f"{notice} Unfinished runs, one line per run (colour: model, layers, seed): validation KL, MI and "
-                   f"active units (0.01) after each epoch so far ({done}). Profile: "
-                   f"{', '.join(sorted(runs['profile'].unique()))}; seeds {seeds} ({len(runs)} runs).")
-        return [figure_node(uri, caption, f"figure-{name}-partial")]
+        if drawn is None:
+            return [admonition("Figure not drawn yet", [paragraph(
+                f"This figure is drawn from the run records of the {name} experiment, which has not run yet at "
+                f"any profile. What it will show: {notice}")], ["warning", "skipvae-not-run"])]
+        uri = self.save(drawn.fig, name, plot)
+        return [figure_node(uri, f"{notice} {drawn.caption} {drawn.provenance_text()}", f"figure-{name}-{plot}")]
 
     def save(self, fig, name: str, plot: str) -> str:
         import io
