@@ -52,6 +52,11 @@ def test_no_spread_gives_a_point_and_one_seed_no_interval():
     assert math.isnan(one.low) and "no interval" in one.text()
     lv = level(pd.Series([0.0, 0.1, 0.2]))
     assert lv.estimate == pytest.approx(0.1) and lv.low < 0.1 < lv.high
+    # the textbook one-sample interval: mean 2, sd 1, n 3: 2 ± t(0.975, 2) / sqrt(3) = 2 ± 4.3027 / 1.7321
+    known = level(pd.Series([1.0, 2.0, 3.0]))
+    assert (known.low, known.high) == (pytest.approx(2 - 2.4841, abs=1e-4), pytest.approx(2 + 2.4841, abs=1e-4))
+    flat = level(pd.Series([4.0, 4.0, 4.0]))
+    assert (flat.low, flat.high) == (4.0, 4.0)
 
 
 # ------------------------------------------------------------------------------------------- verdicts

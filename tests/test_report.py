@@ -319,3 +319,18 @@ def test_the_books_figures_are_drawn_by_the_package_with_generated_captions(tmp_
     assert drawn.provenance_text() == "Profile: cpu; seeds 0, 1 (4 runs)."
     with pytest.raises(ValueError, match="unknown; use summary"):
         figures.experiment_figure("mnist", "pie")
+
+
+def test_each_cell_of_a_paper_table_says_how_far_ours_is_from_the_papers(tmp_path):
+    from skipvae.report.tables import paper_differences
+
+    quoted = report.paper_numbers()["tables"]["table3"]
+    row = quoted[(quoted["dec_layers"] == 2) & (quoted["model"] == "vae")].iloc[0]
+    for seed, kl in enumerate((1.0, 2.0, 3.0)):
+        write_record(tmp_path, "mnist", "mnist", "vae", seed=seed, arch="mlp", latent_dim=50, dec_layers=2,
+                     kl=row["kl"] + kl)
+    table = paper_differences(report.load_runs("mnist", tmp_path), "table3", profile="cpu")
+    cells = table.set_index(["layers", "model"])
+    # ours - paper = 1, 2, 3: mean 2 with the one-sample interval 2 ± 2.48
+    assert cells.loc[("2", "vae"), "KL: ours − paper"] == "+2.00 [-0.48, +4.48]"
+    assert cells.loc[("3", "vae"), "KL: ours − paper"] == "not yet run" and table.attrs["profile"] == "cpu"

@@ -325,6 +325,21 @@ class PaperBeside(ResultsDirective):
         return [table_node(view.table, ["skipvae-results", "skipvae-beside"], view.caption, ident)]
 
 
+class PaperDifferences(ResultsDirective):
+    """Per cell of a paper table: ours − the paper's with its interval over seeds (views.differences_view);
+    option :profile: one profile's runs (default: the largest that has runs)."""
+    required_arguments = 1
+    option_spec = {"profile": directives.unchanged}
+
+    def make(self):
+        name, profile = self.arguments[0], self.options.get("profile")
+        if name not in report.paper_numbers()["tables"]:
+            raise self.error(f"no quoted table {name!r} in paper_numbers.yaml")
+        view = views.differences_view(name, profile=profile)
+        ident = f"differences-{name}" + (f"-{profile}" if profile else "")
+        return [table_node(view.table, ["skipvae-results", "skipvae-beside"], view.caption, ident)]
+
+
 class ResultsFigure(ResultsDirective):
     required_arguments = 1
     has_content = True
@@ -755,7 +770,8 @@ def drop_external_scripts(app, pagename, templatename, context, doctree) -> None
 def setup(app):
     for name, directive in {"results-status": ResultsStatus, "results-table": ResultsTable,
                             "classification-table": ClassificationTable, "paper-table": PaperTable,
-                            "paper-beside": PaperBeside, "rule-history": RuleHistory,
+                            "paper-beside": PaperBeside, "paper-differences": PaperDifferences,
+                            "rule-history": RuleHistory,
                             "results-figure": ResultsFigure, "remedies-table": RemediesTable,
                             "remedies-setup": RemediesSetup, "theory-table": TheoryTable,
                             "claims-ledger": ClaimsLedger, "profile-table": ProfileTable,

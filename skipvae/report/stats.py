@@ -48,10 +48,6 @@ class Interval:
                 f"({self.method}, n = {self.n})")
 
 
-def _t(df: float) -> float:
-    return float(stats.t.ppf(0.5 + LEVEL / 2, df))
-
-
 def welch(a: pd.Series, b: pd.Series) -> Interval:
     """mean(b) - mean(a) over seeds with the Welch (unpaired, unequal-variance) 95% interval of
     scipy.stats.ttest_ind(b, a, equal_var=False): the primary interval of every two-group check."""
@@ -88,11 +84,13 @@ difference = welch  # the primary interval (ledger v2, 2026-12-02)
 
 
 def level(a: pd.Series) -> Interval:
-    """The mean of `a` over seeds with its one-sample t interval."""
+    """The mean of `a` over seeds with its one-sample t interval (scipy.stats.ttest_1samp's)."""
     a = a.dropna().astype(float).to_numpy()
     n = len(a)
     est = float(np.mean(a)) if n else math.nan
     if n < 2:
         return Interval(est, math.nan, math.nan, "one-sample", n)
-    half = _t(n - 1) * a.std(ddof=1) / math.sqrt(n)
-    return Interval(est, est - half, est + half, "one-sample", n)
+    if a.var(ddof=1) == 0:
+        return Interval(est, est, est, "one-sample", n)  # no spread at all: the interval is the point
+    ci = stats.ttest_1samp(a, 0.0).confidence_interval(LEVEL)
+    return Interval(est, float(ci.low), float(ci.high), "one-sample", n)

@@ -155,10 +155,7 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
     rows = []
     for _, paper_row in quoted.iterrows():
-        match = mine
-        for k in keys:
-            if k in paper_row and pd.notna(paper_row[k]) and k in mine.columns:
-                match = match[match[k] == paper_row[k]]
+        match = matching_runs(mine, paper_row, keys)
         row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
         row["seeds"] = str(match["seed"].nunique()) if len(match) else "0"
         for c in columns:
@@ -224,6 +221,49 @@ def floor_row(floor: dict | None) -> pd.DataFrame | None:
     if not floor:
         return None
     return pd.DataFrame([{"model": "unigram (floor)", "ppl": floor["ppl"], "elbo": -floor["nll"]}])
+
+
+def matching_runs(mine: pd.DataFrame, paper_row: pd.Series, keys) -> pd.DataFrame:
+    """The runs of `mine` that match a quoted row on its key columns (a key the row leaves empty matches all)."""
+    match = mine
+    for k in keys:
+        if k in paper_row and pd.notna(paper_row[k]) and k in mine.columns:
+            match = match[match[k] == paper_row[k]]
+    return match
+
+
+def paper_differences(runs: pd.DataFrame, name: str, profile: str | None = None,
+                      path: str | Path | None = None) -> pd.DataFrame:
+    """Per cell of paper table `name`: ours − the paper's, the mean over seeds of (our value − the quoted value)
+    with its one-sample 95% t interval (stats.level), at one profile (`profile`, else the largest in `runs`);
+    'not yet run' where no run matches, '–' where the paper gives no number."""
+    from skipvae.report.stats import level
+
+    quoted = paper_numbers(path)["tables"][name]
+    keys, columns = quoted.attrs["keys"], quoted.attrs["columns"]
+    profile = profile or (best_profile(runs) if len(runs) else None)
+    mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
+    rows = []
+    for _, paper_row in quoted.iterrows():
+        match = matching_runs(mine, paper_row, keys)
+        row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
+        row["seeds"] = str(match["seed"].nunique()) if len(match) else "0"
+        for c in columns:
+            label = "ELBO" if c == "elbo" else METRIC_LABELS.get(c, c)
+            ours = pd.to_numeric(match[c], errors="coerce").dropna() if c in match.columns else pd.Series(dtype=float)
+            if pd.isna(paper_row.get(c)):
+                row[f"{label}: ours − paper"] = "–"
+            elif not len(ours):
+                row[f"{label}: ours − paper"] = "not yet run" if not len(match) else "–"
+            else:
+                iv = level(ours - float(paper_row[c]))
+                d = digits_for(c)
+                row[f"{label}: ours − paper"] = (f"{iv.estimate:+.{d}f}" if math.isnan(iv.low) else
+                                                f"{iv.estimate:+.{d}f} [{iv.low:+.{d}f}, {iv.high:+.{d}f}]")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs = dict(quoted.attrs) | {"profile": profile}
+    return table
 
 
 def with_fixed(runs: pd.DataFrame, table: str) -> pd.DataFrame:

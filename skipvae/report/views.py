@@ -15,7 +15,7 @@ import pandas as pd
 from skipvae.report.claims import unigram_floor_record
 from skipvae.report.store import PROFILE_RANK, experiment, load_runs, paper_numbers, paper_tables
 from skipvae.report.tables import (SETTING_LABELS, beside_caption, best_profile, classification_table, experiment_table,
-                                   floor_row, nll_subset_text, pca_reference_runs, side_by_side)
+                                   floor_row, nll_subset_text, paper_differences, pca_reference_runs, side_by_side)
 
 
 @dataclass
@@ -60,6 +60,18 @@ def beside_view(table_name: str, where: dict | None = None, profile: str | None 
         table.attrs["profile"] = profile
     label = table_name.replace("table", "Table ")
     return View(f"{label} beside ours ({table.attrs['profile'] or 'no runs yet'})", table, beside_caption(table))
+
+
+def differences_view(table_name: str, profile: str | None = None) -> View:
+    """Per cell of a paper table: ours − the paper's with its interval over seeds (report.paper_differences)."""
+    quoted = paper_numbers()["tables"][table_name]
+    table = paper_differences(load_runs(quoted.attrs["experiment"]), table_name, profile=profile)
+    shown = table.attrs["profile"] or profile or "no runs yet"
+    label = table_name.replace("table", "Table ")
+    caption = (f"{label}, ours − the paper's per cell at the {shown} profile: the mean over seeds of our value "
+               f"minus the quoted one, with its one-sample 95% t interval over seeds (none with one seed); an "
+               f"interval that excludes 0 says our cell differs from the paper's, by about the estimate.")
+    return View(f"{label}: ours − the paper's ({shown})", table, caption)
 
 
 def classification_view() -> View:
@@ -110,6 +122,7 @@ def experiment_views(name: str) -> list[View]:
     for table_name, quoted in paper_tables(name).items():
         if "keys" in quoted.attrs and table_name != "classification_mnist":  # C5 has its own view, below
             views += [beside_view(table_name, profile=p) for p in profiles]
+            views += [differences_view(table_name, profile=p) for p in profiles if p is not None]
     if name == "mnist":
         views.append(classification_view())
     if name == "remedies":
