@@ -248,6 +248,33 @@ def mlp_step_workloads(quick: bool, x: torch.Tensor) -> list[Workload]:
     return loads
 
 
+def pixel_step_workloads(quick: bool, x: torch.Tensor, layers: int, official: Path | None) -> list[Workload]:
+    """The 9-layer PixelCNN VAE and Skip-VAE step (paper sizes) four ways, eager and cfg.compile_step
+    (skipvae.train.training_forward: inductor-compiled forward, eager's noise, fused Adam), each in fp32 and bf16,
+    and, with `official`, the official code's CNNVAE in fp32 (the reference of issue 25's target)."""
+    from skipvae.train import training_forward
+
+    loads = []
+    for name in ("vae", "skip-vae"):
+        group = f"pixelcnn {name} l{layers}"
+        if official is not None:
+            ref = official_cnnvae(official, name == "skip-vae", layers, 20)
+            loads.append(Workload(f"{group} official CNNVAE", ref, x, loss_fn=official_cnnvae_loss, group=group))
+        for amp in (False, True):
+            for compiled in (False, True):
+                cfg = make_config("mnist", name, "smoke" if quick else "paper", dec_layers=layers,
+                                  compile_step=compiled)
+                torch.manual_seed(0)
+                model = build_model(cfg)
+                variant = ("compile_step" if compiled else "eager") + (" bf16" if amp else "")
+                w = Workload(f"{group} {variant}", model, x, amp=amp, group=group, fused=compiled)
+                if compiled:
+                    forward = training_forward(cfg, model)
+                    w.loss_fn = lambda m, batch, f=forward: f(batch, beta=torch.tensor(1.0))["loss"]
+                loads.append(w)
+    return loads
+
+
 def profile_step(w: Workload, top: int = 12) -> list[dict]:
     """The operators that take the time of one step of `w` (self CPU time, torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -276,6 +303,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sa-text", action="store_true", help="only (f): SA-VAE against the VAE, LSTM, cpu sizes")
     ap.add_argument("--mlp-step", action="store_true",
                     help="only the weak MLP model's step: eager, fused Adam, compile_step (Table 3's runs)")
+    ap.add_argument("--pixel-step", action="store_true",
+                    help="only the PixelCNN VAE and Skip-VAE step: eager and compile_step, fp32 and bf16 (and the "
+                         "official CNNVAE with --official)")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -298,7 +328,9 @@ def main(argv: list[str] | None = None) -> dict:
     x = images(8 if args.quick else 50)
     layers = 2 if args.quick else args.layers
     if args.mlp_step:
-        return finish(args, peaks, [], [], mlp_step_workloads(args.quick, x), probe)
+        return finish(args, peaks, [], [], mlp_step_workloads(args.quick, x), probe, n_mm)
+    if args.pixel_step:
+        return finish(args, peaks, [], [], pixel_step_workloads(args.quick, x, layers, args.official), probe, n_mm)
 
     # (b) PixelCNN VAE / Skip-VAE: skipvae fp32 / bf16 against the official way (re-statement, official code).
     pixel = []
@@ -348,10 +380,10 @@ def main(argv: list[str] | None = None) -> dict:
                                    f"len {length})" + (" bf16" if amp else ""), build_model(cfg, vocab_size=vocab),
                                    text, unit="tok", amp=amp, items=tokens, group=f"lstm vae {profile}"))
     others += mlp_step_workloads(args.quick, x)
-    return finish(args, peaks, pixel, sa_loads, others, probe)
+    return finish(args, peaks, pixel, sa_loads, others, probe, n_mm)
 
 
-def finish(args, peaks: dict, pixel: list, sa_loads: list, others: list, probe) -> dict:
+def finish(args, peaks: dict, pixel: list, sa_loads: list, others: list, probe, matmul_size: int) -> dict:
     """Time `others` in rounds (FLOPs counted on the eager ones; a compiled step computes the same), then the
     ratios of medians within each group, the table and the JSON."""
     eager = [w for w in others if "compile_step" not in w.name]
@@ -359,7 +391,7 @@ def finish(args, peaks: dict, pixel: list, sa_loads: list, others: list, probe) 
         w.count_flops()
     for w in others:
         if w.flops is None:  # the compiled step: the FLOPs of its group's eager step
-            w.flops = next(q.flops for q in eager if q.group == w.group)
+            w.flops = next(q.flops for q in eager if q.group == w.group and "official" not in q.name)
     run_rounds(others, args.repeats, args.steps, probe=probe)
 
     best = {k: max(v) for k, v in peaks.items()}
@@ -380,7 +412,7 @@ def finish(args, peaks: dict, pixel: list, sa_loads: list, others: list, probe) 
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "matmul_size": n_mm, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
+        "matmul_size": matmul_size, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
         "workloads": rows,
     }
     if args.profile and pixel:
