@@ -55,7 +55,8 @@ class RunRecord:
         missing += [f"config.{k}" for k in CONFIG_KEYS if k not in (record.get("config") or {})]
         if missing:
             raise DataError(f"run record {path} lacks {', '.join(missing)}; a run record has the keys "
-                            f"{', '.join(RECORD_KEYS)} with config keys {', '.join(CONFIG_KEYS)} (skipvae.records.RunRecord).")
+                            f"{', '.join(RECORD_KEYS)} with config keys {', '.join(CONFIG_KEYS)} "
+                            "(skipvae.records.RunRecord).")
         unknown = sorted(set(record) - known)
         if unknown:
             raise DataError(f"run record {path} has unknown keys {unknown}; known: {sorted(known)}")

@@ -266,8 +266,8 @@ def test_two_configs_that_differ_in_one_field_are_two_rows_in_the_terminal_and_t
     assert any("warm" in c for c in ours["columns"])  # the field that varies is a column
     book = views.results_view("mnist").table  # what the book's results-table directive renders
     assert len(book) == 2
-    assert [v["title"] for v in shown][1:] == ["Table 3 beside ours (cpu)", "Classification from the posterior "
-                                                                            "means (C5)"]
+    assert [v["title"] for v in shown][1:] == ["Table 3 beside ours (cpu)", "Table 3: ours − the paper's (cpu)",
+                                              "Classification from the posterior means (C5)"]
     assert main(["table", "mnist", "--results", str(tmp_path / "nope")]) == 2
     assert "--results" in capsys.readouterr().err
 

@@ -1,11 +1,11 @@
 """Collapse over training: the 9-layer PixelCNN VAE and Skip-VAE (latent 20) with validation KL, MI and active units
 after every epoch, for as many updates as the profile affords (Figure 1 left's mechanism; claim C3's premise)."""
 
-from skipvae.experiments.declaration import CPU_PAPER_COMMAND, Experiment, Param, Sweep, block
+from skipvae.experiments.declaration import CPU_PAPER_COMMAND, FORCE, Experiment, Param, Sweep, block, seeds_param
 
 PARAMS = (
-    Param("seeds", "seeds", [0], "seeds per model"),
-    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    seeds_param([0]),
+    FORCE,
     Param("models", "models", ["vae", "skip-vae"], "the plain model and its skip version (9-layer PixelCNN, latent "
           "20)"),
     Param("n_train", "optional_positive_int", None, "training images (None: the profile's setting below)"),

@@ -52,6 +52,16 @@ def block(name: str, base: dict, *grids: dict) -> Block | None:
     return Block(name, dict(base), kept) if kept else None
 
 
+# the parameters several experiments share, declared once
+FORCE = Param("force", "bool", False, "retrain even if an identical finished run exists")
+SA_SEEDS = Param("sa_seeds", "seeds", [0], "seeds of SA-VAE and Skip-SA-VAE (SVI makes them about 10x slower to "
+                 "train, so fewer at the cpu profile)")
+
+
+def seeds_param(seeds: list, about: str = "seeds per model") -> Param:
+    return Param("seeds", "seeds", seeds, about)
+
+
 # how the project runs a paper-profile sweep on its two CPU lanes (--confirm-long: it knows it takes many hours)
 CPU_PAPER_COMMAND = "--jobs 2 --threads-per-run 1 --piece-seconds 3600 --confirm-long"
 

@@ -1,11 +1,11 @@
 """The decoder depth (Table 2 and Figure 1): the PixelCNN VAE and Skip-VAE at 1 to 9 decoder layers on MNIST and
 Omniglot, optionally the LSTM depths on Yahoo (claim C2)."""
 
-from skipvae.experiments.declaration import Experiment, Param, Sweep, block, first_only
+from skipvae.experiments.declaration import FORCE, Experiment, Param, Sweep, block, first_only, seeds_param
 
 PARAMS = (
-    Param("seeds", "seeds", [0, 1, 2], "seeds at the depths of Table 2"),
-    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    seeds_param([0, 1, 2], "seeds at the depths of Table 2"),
+    FORCE,
     Param("models", "models", ["vae", "skip-vae"], "the plain model and its skip version"),
     Param("depths", "positive_ints", [1, 2, 3, 4, 5, 6, 7, 8, 9], "MNIST PixelCNN layers (Figure 1 right: every "
           "depth from 1 to 9)"),

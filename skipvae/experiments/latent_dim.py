@@ -1,10 +1,10 @@
 """The latent dimension (Table 1): the MNIST PixelCNN VAE and Skip-VAE at latent 2 to 100 (claim C1)."""
 
-from skipvae.experiments.declaration import Experiment, Param, Sweep, block, first_only
+from skipvae.experiments.declaration import FORCE, Experiment, Param, Sweep, block, first_only, seeds_param
 
 PARAMS = (
-    Param("seeds", "seeds", [0, 1, 2], "seeds per model and latent dimension"),
-    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    seeds_param([0, 1, 2], "seeds per model and latent dimension"),
+    FORCE,
     Param("models", "models", ["vae", "skip-vae"], "models with the gated PixelCNN decoder"),
     Param("latent_dims", "positive_ints", [2, 10, 20, 50, 100], "latent dimensions (Table 1: 2, 10, 20, 50, 100)"),
     Param("extra_seeds", "extra_seeds", {}, "more seeds at some latent dimensions only, e.g. {100: [1]} where the "

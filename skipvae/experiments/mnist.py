@@ -1,13 +1,13 @@
 """MNIST: the PixelCNN models of Table 1's latent-20 row, Table 3's weak MLP models and the classification study
 with Figure 2 at latent 50 (claims C3, C5, C6)."""
 
-from skipvae.experiments.declaration import CPU_PAPER_COMMAND, Experiment, Param, Sweep, block, first_only
+from skipvae.experiments.declaration import (CPU_PAPER_COMMAND, FORCE, SA_SEEDS, Experiment, Param, Sweep, block,
+                                             first_only, seeds_param)
 
 PARAMS = (
-    Param("seeds", "seeds", [0, 1, 2], "seeds per model"),
-    Param("sa_seeds", "seeds", [0], "seeds of SA-VAE and Skip-SA-VAE (SVI makes them about 10x slower to train, "
-          "so fewer at the cpu profile)"),
-    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    seeds_param([0, 1, 2]),
+    SA_SEEDS,
+    FORCE,
     Param("models", "models", ["vae", "skip-vae", "sa-vae", "skip-sa-vae"],
           "models with the gated PixelCNN decoder at the profile's latent dimension (paper: 20)"),
     Param("mlp_models", "models", ["vae", "skip-vae"], "models with the weak MLP encoder and decoder (Table 3)"),

@@ -1,13 +1,12 @@
 """Omniglot: the PixelCNN models of Table 2's 9-layer rows (claims C2, C3)."""
 
-from skipvae.experiments.declaration import Experiment, Param, Sweep, block, first_only
+from skipvae.experiments.declaration import FORCE, SA_SEEDS, Experiment, Param, Sweep, block, first_only, seeds_param
 from skipvae.experiments.mnist import split_sa
 
 PARAMS = (
-    Param("seeds", "seeds", [0, 1, 2], "seeds per model"),
-    Param("sa_seeds", "seeds", [0], "seeds of SA-VAE and Skip-SA-VAE (SVI makes them about 10x slower to train, "
-          "so fewer at the cpu profile)"),
-    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    seeds_param([0, 1, 2]),
+    SA_SEEDS,
+    FORCE,
     Param("models", "models", ["vae", "skip-vae", "sa-vae", "skip-sa-vae"],
           "models with the gated PixelCNN decoder (paper: 9 layers, latent 20)"),
 )

@@ -2,7 +2,7 @@
 objective axis, skipvae.objectives), with and without skips, on Yahoo (LSTM) and on MNIST with Table 3's MLP model
 (3 decoder layers, latent 50). Each remedy at its published default; no hyperparameter grid."""
 
-from skipvae.experiments.declaration import Experiment, Param, Sweep, block, first_only
+from skipvae.experiments.declaration import FORCE, Experiment, Param, Sweep, block, first_only, seeds_param
 from skipvae.names import OBJECTIVES
 
 # What each dataset fixes for every row. Yahoo: fp32 (the LSTM has no bf16 kernel on every CPU), the IW-NLL on a
@@ -13,8 +13,8 @@ KL_ANNEAL_EPOCHS = {"yahoo": 3, "mnist": 5}  # KL annealing: the epochs of its l
 SMOKE_OBJECTIVES = ("elbo", "free-bits", "bn-vae")  # the smoke grid (MNIST, one seed): seconds
 
 PARAMS = (
-    Param("seeds", "seeds", [0, 1, 2], "seeds per remedy and model"),
-    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    seeds_param([0, 1, 2], "seeds per remedy and model"),
+    FORCE,
     Param("datasets", "datasets", ["yahoo", "mnist"], "the settings: Yahoo (LSTM) and MNIST with the MLP model of "
           "Table 3"),
     Param("objectives", "objectives", list(OBJECTIVES), "the plain ELBO and the remedies"),

@@ -1,13 +1,12 @@
 """Yahoo Answers: the LSTM language model and the text VAEs of Table 4 (claim C4)."""
 
 from skipvae.config import MODELS
-from skipvae.experiments.declaration import Experiment, Param, Sweep, block, first_only
+from skipvae.experiments.declaration import FORCE, SA_SEEDS, Experiment, Param, Sweep, block, first_only, seeds_param
 
 PARAMS = (
-    Param("seeds", "seeds", [0, 1, 2], "seeds per model"),
-    Param("sa_seeds", "seeds", [0], "seeds of SA-VAE and Skip-SA-VAE (SVI makes them about 10x slower to train, "
-          "so fewer at the cpu profile)"),
-    Param("force", "bool", False, "retrain even if an identical finished run exists"),
+    seeds_param([0, 1, 2]),
+    SA_SEEDS,
+    FORCE,
     Param("grid", "model_grid", {"lm": [0], "vae": [32], "skip-vae": [32], "sa-vae": [32, 64],
                                  "skip-sa-vae": [32, 64]},
           "model -> latent dimensions (Table 4; lm has no latent variable: 0)"),

@@ -64,7 +64,8 @@ def partial_figure(name: str) -> Drawn | None:
     runs = runs.assign(run=runs["model"] + ", " + runs["dec_layers"].map(lambda n: f"{n} layers")
                        + ", seed " + runs["seed"].astype(str))
     fig = plots.plot_history(runs, hue="run")
-    done = "; ".join(f"{r.run}: {r.epochs_completed} of {r.planned_epochs} epochs" for r in runs.itertuples(index=False))
+    done = "; ".join(f"{r.run}: {r.epochs_completed} of {r.planned_epochs} epochs"
+                     for r in runs.itertuples(index=False))
     caption = ("Unfinished runs, one line per run (colour: model, layers, seed): validation KL, MI and active units "
                f"(0.01) after each epoch so far ({done}).")
     return Drawn(fig, caption, ", ".join(sorted(runs["profile"].unique())),

@@ -146,18 +146,11 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     `profile`, else the largest in `runs`. Rows without runs say 'not yet run'. `extra_rows` (key columns + metric
     columns) are appended with an empty paper side, e.g. the unigram floor of a text table. `where` keeps the paper
     rows with these key values only (e.g. {'latent_dim': 20})."""
-    quoted = paper_numbers(path)["tables"][name]
-    attrs = dict(quoted.attrs)
-    for k, v in (where or {}).items():
-        quoted = quoted[quoted[k] == v]
+    attrs = dict(paper_numbers(path)["tables"][name].attrs)
     keys, columns = attrs["keys"], attrs["columns"]
-    profile = profile or (best_profile(runs) if len(runs) else None)
-    mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
+    profile, mine, cells = paper_cells(runs, name, where, profile, path)
     rows = []
-    for _, paper_row in quoted.iterrows():
-        match = matching_runs(mine, paper_row, keys)
-        row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
-        row["seeds"] = str(match["seed"].nunique()) if len(match) else "0"
+    for paper_row, match, row in cells:
         for c in columns:
             ours = pd.to_numeric(match[c], errors="coerce").dropna() if c in match.columns else pd.Series(dtype=float)
             mean_sd = fmt_mean_std(ours.mean(), ours.std(ddof=1) if len(ours) > 1 else None, digits_for(c))
@@ -223,6 +216,24 @@ def floor_row(floor: dict | None) -> pd.DataFrame | None:
     return pd.DataFrame([{"model": "unigram (floor)", "ppl": floor["ppl"], "elbo": -floor["nll"]}])
 
 
+def paper_cells(runs: pd.DataFrame, name: str, where: dict | None, profile: str | None, path=None):
+    """(profile, our runs at it that share the table's fixed settings, [(quoted row, its matching runs, the row's
+    labels and seed count)]) of paper table `name` with the rows matching `where`, at `profile` (else the largest
+    in `runs`)."""
+    quoted = paper_numbers(path)["tables"][name]
+    keys = quoted.attrs["keys"]
+    for k, v in (where or {}).items():
+        quoted = quoted[quoted[k] == v]
+    profile = profile or (best_profile(runs) if len(runs) else None)
+    mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
+    cells = []
+    for _, paper_row in quoted.iterrows():
+        match = matching_runs(mine, paper_row, keys)
+        row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
+        cells.append((paper_row, match, row | {"seeds": str(match["seed"].nunique()) if len(match) else "0"}))
+    return profile, mine, cells
+
+
 def matching_runs(mine: pd.DataFrame, paper_row: pd.Series, keys) -> pd.DataFrame:
     """The runs of `mine` that match a quoted row on its key columns (a key the row leaves empty matches all)."""
     match = mine
@@ -240,15 +251,10 @@ def paper_differences(runs: pd.DataFrame, name: str, profile: str | None = None,
     from skipvae.report.stats import level
 
     quoted = paper_numbers(path)["tables"][name]
-    keys, columns = quoted.attrs["keys"], quoted.attrs["columns"]
-    profile = profile or (best_profile(runs) if len(runs) else None)
-    mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
+    profile, _, cells = paper_cells(runs, name, None, profile, path)
     rows = []
-    for _, paper_row in quoted.iterrows():
-        match = matching_runs(mine, paper_row, keys)
-        row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
-        row["seeds"] = str(match["seed"].nunique()) if len(match) else "0"
-        for c in columns:
+    for paper_row, match, row in cells:
+        for c in quoted.attrs["columns"]:
             label = "ELBO" if c == "elbo" else METRIC_LABELS.get(c, c)
             ours = pd.to_numeric(match[c], errors="coerce").dropna() if c in match.columns else pd.Series(dtype=float)
             if pd.isna(paper_row.get(c)):
