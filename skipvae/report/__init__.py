@@ -28,13 +28,13 @@ from skipvae.report.tables import (METRIC_LABELS, METRICS, SETTING_LABELS, TABLE
 
 SKIP_PAIRS = (("vae", "skip-vae"), ("sa-vae", "skip-sa-vae"))  # (model, the same model with skips)
 
-__all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixed_jitter", "plot_bars",
-           "plot_history", "plot_lines", "save_figure", "Interval", "difference", "level", "EXPERIMENTS",
-           "MAIN_EXPERIMENTS", "PAPER_NUMBERS", "PROFILE_RANK", "Experiment", "all_runs", "collect_sweep",
-           "experiment", "flatten_record", "load_partials", "load_runs", "load_theory", "notebook_parameters", "paper_elbo",
-           "paper_numbers", "paper_tables", "read_record", "results_dir", "results_root", "run_status",
-           "METRIC_LABELS", "METRICS", "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile",
-           "floor_row", "classification_table", "pca_reference_runs", "digits_for", "display_table",
-           "experiment_table", "fmt", "fmt_mean_std", "information_kept", "left_out_sentence", "metric_columns",
-           "nll_subset_text", "provenance_table", "side_by_side", "summary_table", "summary_text", "summary_value", "theory_summary",
-           "theory_table", "timing_table"]
+__all__ = [*_claims, "REPO_ROOT", "LATENT_MODELS", "MODELS", "SKIP_PAIRS", "fixed_jitter", "plot_bars", "plot_history",
+           "plot_lines", "save_figure", "Interval", "difference", "level", "EXPERIMENTS", "MAIN_EXPERIMENTS",
+           "PAPER_NUMBERS", "PROFILE_RANK", "Experiment", "all_runs", "collect_sweep", "experiment", "flatten_record",
+           "load_partials", "load_runs", "load_theory", "notebook_parameters", "paper_elbo", "paper_numbers",
+           "paper_tables", "read_record", "results_dir", "results_root", "run_status", "METRIC_LABELS", "METRICS",
+           "SETTING_LABELS", "TABLE_METRICS", "beside_caption", "best_profile", "floor_row", "classification_table",
+           "pca_reference_runs", "digits_for", "display_table", "experiment_table", "fmt", "fmt_mean_std",
+           "information_kept", "left_out_sentence", "metric_columns", "nll_subset_text", "provenance_table",
+           "side_by_side", "summary_table", "summary_text", "summary_value", "theory_summary", "theory_table",
+           "timing_table"]

@@ -633,7 +633,8 @@ def verdict_table(root: str | Path | None = None) -> str:
     """The verdicts at a glance, as a Markdown table (claim, source, verdict, primary checks, conditions, profile,
     seeds), generated from the ledger: the README's results summary and the book's intro show it."""
     ledger = claims_ledger(root)
-    lines = ["| claim | source | verdict | primary checks | conditions | profile | seeds |", "|---|---|---|---|---|---|---|"]
+    lines = ["| claim | source | verdict | primary checks | conditions | profile | seeds |",
+             "|---|---|---|---|---|---|---|"]
     for r in ledger.itertuples(index=False):
         lines.append(f"| {r.claim} | {r.source} | **{r.verdict}** | {r.primary} | {r.conditions} | "
                      f"{r.profile or '–'} | {r.seeds} |")
@@ -672,9 +673,9 @@ def profiles_text(checks: list[Check], fallback: str | None = None) -> str:
         f"{p}: {found[p]} {'check' if found[p] == 1 else 'checks'}" for p in order) + ")"
 
 
-__all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCALE", "NOT_YET", "VERDICTS",
-           "SMALLER", "NOT_CLAIMED", "CHECK_VERDICTS", "COLLAPSED_MI", "COLLAPSED_AU", "verdict_counts",
-           "counts_text", "profiles_text", "paper_diff", "collapsed_seeds", "verdict_table", "readme_with_verdicts",
-           "MIN_SEEDS", "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL", "RULE_HISTORY", "Check",
-           "judge", "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES", "claim_checks", "page_checks", "claim7",
-           "checks_table", "rule_text", "claims_ledger", "claim_summary", "unigram_floor_record"]
+__all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCALE", "NOT_YET", "VERDICTS", "SMALLER",
+           "NOT_CLAIMED", "CHECK_VERDICTS", "COLLAPSED_MI", "COLLAPSED_AU", "verdict_counts", "counts_text",
+           "profiles_text", "paper_diff", "collapsed_seeds", "verdict_table", "readme_with_verdicts", "MIN_SEEDS",
+           "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL", "RULE_HISTORY", "Check", "judge",
+           "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES", "claim_checks", "page_checks",
+           "claim7", "checks_table", "rule_text", "claims_ledger", "claim_summary", "unigram_floor_record"]
