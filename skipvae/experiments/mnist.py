@@ -78,22 +78,20 @@ def tsne_record_scores(points) -> dict:
     return {k: round(v, 6) for k, v in found.items()}
 
 
-def run_tsne(cfg, experiment: str, points: int, saved=None):
+def run_tsne(cfg, points: int, saved=None, trained=None):
     """The t-SNE of run `cfg` (rows run, seed, x, y, label): `saved` (its earlier rows) when there are any, else
-    the 2-D embedding of the posterior means of `points` test images from the run's checkpoint (perplexity 30, or
-    less for few points); None when neither is on this machine."""
+    the 2-D embedding of the posterior means of `points` test images of `trained` ((data, model) of the run's
+    checkpoint: skipvae.runner.load_trained), perplexity 30 or less for few points; None when neither is given."""
     import pandas as pd
 
     if saved is not None and len(saved):
         print(f"{cfg.run_name()}: reusing its saved t-SNE coordinates")
         return saved
-    from skipvae.metrics import posterior_means, tsne_embedding
-    from skipvae.runner import load_trained
-
-    trained = load_trained(cfg, experiment)
     if trained is None:
         print(f"{cfg.run_name()}: no checkpoint and no saved t-SNE on this machine; skipped.")
         return None
+    from skipvae.metrics import posterior_means, tsne_embedding
+
     data, net = trained
     means, labels = posterior_means(net, data, "test", limit=points)
     xy = tsne_embedding(means, seed=0, perplexity=min(30.0, (len(means) - 1) / 3), n_threads=1)
