@@ -281,11 +281,13 @@ def cmd_collect(args) -> int:
 
 
 def cmd_migrate(args) -> int:
-    from skipvae.report.store import migrate_results
+    from skipvae.report.store import migrate_results, rekey_run_tables
 
     moved = migrate_results(args.results)
     print(f"{len(moved)} record(s) migrated to the current schema" + "".join(f"\n  {a.name} -> {b.name}"
                                                                           for a, b in moved))
+    tables = rekey_run_tables(args.results)
+    print(f"{len(tables)} table(s) keyed by run re-keyed to the records' names" + "".join(f"\n  {p}" for p in tables))
     return 0
 
 

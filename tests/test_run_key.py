@@ -111,3 +111,23 @@ def test_migrate_results_rewrites_old_records_once(tmp_path):
     assert [p.name for p in folder.iterdir()] == [f"{cfg.run_name()}.json"]
     assert migrate_results(tmp_path) == []  # idempotent
     assert list(load_runs("mnist", tmp_path)["name"]) == [cfg.run_name()]
+
+
+def test_tables_keyed_by_run_follow_their_records_to_the_new_key(tmp_path):
+    import pandas as pd
+
+    from skipvae.report.store import migrate_results, rekey_run_tables
+
+    cfg = make_config("mnist", "vae", "cpu", arch="mlp")
+    folder = tmp_path / "mnist" / "runs"
+    folder.mkdir(parents=True)
+    old = _v1(cfg)["name"]
+    (folder / f"{old}.json").write_text(json.dumps(_v1(cfg)))
+    pd.DataFrame({"run": [old, old, "another-run"], "x": [0.5, 1.25, 2.0]}).to_csv(tmp_path / "mnist" / "tsne.csv",
+                                                                                    index=False)
+    migrate_results(tmp_path)
+    assert rekey_run_tables(tmp_path) == [tmp_path / "mnist" / "tsne.csv"]
+    table = pd.read_csv(tmp_path / "mnist" / "tsne.csv")
+    assert list(table["run"]) == [cfg.run_name(), cfg.run_name(), "another-run"]
+    assert list(table["x"]) == [0.5, 1.25, 2.0]
+    assert rekey_run_tables(tmp_path) == []  # idempotent

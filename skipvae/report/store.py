@@ -23,8 +23,8 @@ import yaml
 from skipvae.config import MODELS, model_name
 from skipvae.errors import DataError
 from skipvae.experiments import EXPERIMENTS, MAIN_EXPERIMENTS, Experiment, experiment  # noqa: F401 (re-exported)
-from skipvae.records import (CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_json, check_record, inside,
-                             read_json)
+from skipvae.records import (CONFIG_KEYS, REPO_ROOT, SCHEMA_VERSION, atomic_write_bytes, atomic_write_json,
+                             check_record, inside, read_json)
 from skipvae.results import results_dir, results_root  # noqa: F401 (re-exported: the reader's paths)
 
 PAPER_NUMBERS = REPO_ROOT / "book" / "paper_numbers.yaml"
@@ -242,6 +242,25 @@ def migrate_results(root: str | Path | None = None) -> list[tuple[Path, Path]]:
             path.unlink()
         moved.append((path, new))
     return moved
+
+
+def rekey_run_tables(root: str | Path | None = None) -> list[Path]:
+    """Rewrite the run names in every table keyed by run (results/<experiment>/*.csv with a 'run' column, e.g. the
+    t-SNE coordinates) that still holds a name a record was re-keyed from (its migrations' old_name); returns the
+    files rewritten."""
+    renamed = {}
+    for path in sorted(results_root(root).glob("*/runs/*.json")):
+        for step in parse_record(path).get("migrations") or []:
+            if step.get("old_name"):
+                renamed[step["old_name"]] = path.stem
+    rewritten = []
+    for path in sorted(results_root(root).glob("*/*.csv")):
+        table = pd.read_csv(path)
+        if "run" in table.columns and table["run"].isin(list(renamed)).any():
+            table["run"] = table["run"].replace(renamed)
+            atomic_write_bytes(path, table.to_csv(index=False).encode())
+            rewritten.append(path)
+    return rewritten
 
 
 def collect_sweep(sweep_dir: str | Path, experiment: str) -> list[Path]:
