@@ -1,8 +1,9 @@
 """The curve so far of runs still training: `python -m skipvae.partial runs/<sweep> --experiment NAME` writes, for every
 run folder with a last.pt and no finished record, results/<experiment>/partial/<run>.json holding its config, the
 per-epoch history (validation ELBO, KL, MI, AU, updates, time) and the provenance of the export (the checkpoint
-does not hold the training code's commit), marked unfinished. The book does not
-read these yet; they keep a lost runs/ folder from costing more than the epochs since the last commit."""
+does not hold the training code's commit), marked unfinished; the partial record of a run that has finished since is removed (its record is collected instead).
+They keep a lost runs/ folder from costing more than the epochs since the last commit, and the book shows them as
+unfinished curves."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def export(sweep_dir: Path, experiment: str) -> list[Path]:
     from skipvae.train import LAST, RECORD, load_checkpoint
 
     written = []
+    for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if (p / RECORD).exists()):
+        (results_root() / experiment / "partial" / f"{run_dir.name}.json").unlink(missing_ok=True)  # finished
     for run_dir in sorted(p for p in Path(sweep_dir).iterdir() if (p / LAST).exists() and not (p / RECORD).exists()):
         ckpt = load_checkpoint(run_dir / LAST, keys=("config", "state"))
         state, cfg = ckpt["state"], ckpt["config"]

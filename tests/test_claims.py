@@ -278,3 +278,14 @@ def test_a_claim_summary_names_the_profile_of_each_check():
     assert profiles_text(mixed) == ("the runs of each check's largest profile with enough seeds (paper: 1 check, "
                                     "cpu: 2 checks)")
     assert "C3 on the runs of each check's largest profile" in claim_summary("C3", mixed, "paper")
+
+
+def test_the_ledger_names_the_profiles_its_checks_were_judged_on():
+    from skipvae.report.claims import Check, checked_profiles
+
+    def check(profile, primary=True):
+        return Check("C3", "s", "KL", "> 0", "Table 3", "", None, primary=primary, profile=profile)
+
+    assert checked_profiles([check("cpu"), check("cpu")], "paper") == "cpu"  # paper runs exist, no check uses them
+    assert checked_profiles([check("cpu"), check("paper")]) == "paper, cpu"
+    assert checked_profiles([check("cpu"), check("paper", primary=False)]) == "cpu"

@@ -211,3 +211,20 @@ def test_a_dry_run_says_so_when_this_cpu_cannot_train_the_config_in_bf16(monkeyp
     assert main(args + ["cpu"]) == 2  # the cpu profile trains the LSTM in bf16
     assert "needs a CPU with bf16 kernels" in capsys.readouterr().err
     assert main(args + ["smoke"]) == 0
+
+
+def test_the_partial_record_of_a_run_is_written_while_it_trains_and_removed_once_it_has_finished(tmp_path,
+                                                                                                 monkeypatch):
+    from synthetic import use_synthetic_data
+
+    from skipvae.partial import export
+
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    use_synthetic_data(monkeypatch)
+    cfg = make_config("mnist", "vae", "smoke", arch="mlp", epochs=2)
+    run = tmp_path / "sweep" / cfg.run_name()
+    train(cfg, run, progress=False, max_epochs=1)
+    (out,) = export(tmp_path / "sweep", "mnist")
+    assert json.loads(out.read_text())["epochs_completed"] == 1 and (run / LAST).exists()
+    train(cfg, run, progress=False)
+    assert (run / RECORD).exists() and export(tmp_path / "sweep", "mnist") == [] and not out.exists()

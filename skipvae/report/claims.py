@@ -616,7 +616,7 @@ def claims_ledger(root: str | Path | None = None) -> pd.DataFrame:
         checks, profile = claim_checks(c["id"], root=root)
         seeds = sorted({c.interval.n for c in checks if c.interval is not None and c.primary})
         rows.append({"claim": c["id"], "source": c.get("source", ""), "text": c["text"],
-                     "verdict": claim_verdict(checks), "profile": profile, "checks": checks,
+                     "verdict": claim_verdict(checks), "profile": checked_profiles(checks, profile), "checks": checks,
                      "primary": counts_text(verdict_counts(checks)),
                      "conditions": counts_text(verdict_counts(checks, primary=False)),
                      "seeds": "–" if not seeds else (f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"),
@@ -662,6 +662,13 @@ def claim_summary(claim: str, checks: list[Check], profile: str | None) -> str:
             f"{counts_text(verdict_counts(checks))}{beside}).")
 
 
+def checked_profiles(checks: list[Check], fallback: str | None = None) -> str | None:
+    """The profiles the primary checks were judged on, largest first ('cpu', or 'paper, cpu' when checks come from
+    both): not merely the largest profile that has runs."""
+    found = {c.profile or fallback for c in checks if c.primary} - {None, ""}
+    return ", ".join(sorted(found, key=lambda p: -PROFILE_RANK.get(p, -1))) or fallback
+
+
 def profiles_text(checks: list[Check], fallback: str | None = None) -> str:
     """Where the checks were judged: 'the cpu-profile runs', or, when checks come from different profiles (each
     from the largest with enough seeds for it), the count per profile."""
@@ -675,7 +682,8 @@ def profiles_text(checks: list[Check], fallback: str | None = None) -> str:
 
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCALE", "NOT_YET", "VERDICTS", "SMALLER",
            "NOT_CLAIMED", "CHECK_VERDICTS", "COLLAPSED_MI", "COLLAPSED_AU", "verdict_counts", "counts_text",
-           "profiles_text", "paper_diff", "collapsed_seeds", "verdict_table", "readme_with_verdicts", "MIN_SEEDS",
-           "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL", "RULE_HISTORY", "Check", "judge",
-           "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES", "claim_checks", "page_checks",
-           "claim7", "checks_table", "rule_text", "claims_ledger", "claim_summary", "unigram_floor_record"]
+           "profiles_text", "checked_profiles", "paper_diff", "collapsed_seeds", "verdict_table",
+           "readme_with_verdicts", "MIN_SEEDS", "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL",
+           "RULE_HISTORY", "Check", "judge", "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES",
+           "claim_checks", "page_checks", "claim7", "checks_table", "rule_text", "claims_ledger", "claim_summary",
+           "unigram_floor_record"]
