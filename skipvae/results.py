@@ -43,3 +43,13 @@ def reusable_record(cfg: RunConfig, experiment: str) -> tuple[dict | None, str]:
         if record is not None:
             return record, path.parent.parent.name
     return None, ""
+
+
+def committed_record(cfg: RunConfig) -> dict | None:
+    """A finished record of exactly `cfg` in any experiment's folder of the results (None if none): a run that a
+    sweep on a fresh machine (no runs/ folder) need not train again."""
+    for path in sorted(results_root().glob(f"*/runs/{cfg.run_name()}.json")):
+        record = finished_record(cfg, path)
+        if record is not None:
+            return record
+    return None

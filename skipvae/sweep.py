@@ -39,6 +39,7 @@ from skipvae.config import RunConfig
 from skipvae.errors import ConfigError
 from skipvae.params import check_out_dir
 from skipvae.records import atomic_write_json, finished_record, inside, read_json
+from skipvae.results import committed_record
 from skipvae.sweepfile import Sweep, expand_sweep, load_sweep  # noqa: F401 (the runner's input)
 from skipvae.train import RECORD
 
@@ -52,7 +53,8 @@ ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"
 
 
 def is_finished(cfg: RunConfig, run_dir: Path) -> bool:
-    return finished_record(cfg, run_dir / RECORD) is not None
+    """Its finished record is in its run folder, or committed under results/ (a fresh machine: runs/ is empty)."""
+    return finished_record(cfg, run_dir / RECORD) is not None or committed_record(cfg) is not None
 
 
 def run_piece(cfg_dict: dict, run_dir: str, time_budget_s: float | None, data_dir=None,

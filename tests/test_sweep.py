@@ -303,3 +303,22 @@ def test_slurm_where_there_is_none_is_one_line(tmp_path, monkeypatch):
         pytest.skip("this machine has Slurm")
     with pytest.raises(ConfigError, match="executor='slurm' is impossible here: .*srun.*--executor local"):
         make_executor("slurm", tmp_path / "_submitit", 240.0)
+
+
+def test_a_sweep_on_a_fresh_machine_skips_the_runs_whose_records_are_committed(tmp_path, monkeypatch):
+    import json
+
+    from skipvae.config import make_config
+    from skipvae.sweep import is_finished
+
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    cfg = make_config("mnist", "vae", "cpu", arch="mlp")
+    run_dir = tmp_path / "runs" / "sweep" / cfg.run_name()
+    assert not is_finished(cfg, run_dir)
+    committed = tmp_path / "results" / "mnist" / "runs" / f"{cfg.run_name()}.json"
+    committed.parent.mkdir(parents=True)
+    committed.write_text(json.dumps({"status": "finished", "name": cfg.run_name(), "config": cfg.to_dict(),
+                                     "metrics": {}}))
+    assert is_finished(cfg, run_dir) and not run_dir.exists()  # nothing to retrain, nothing written
+    other = make_config("mnist", "vae", "cpu", arch="mlp", seed=1)
+    assert not is_finished(other, tmp_path / "runs" / "sweep" / other.run_name())
