@@ -70,6 +70,6 @@ def start(name: str, namespace: dict, before: set) -> tuple[Path, dict]:
     threads = given.get("threads") or (1 if profile == "smoke" else 0)
     if threads:
         torch.set_num_threads(threads)
-    params = {p: given[p] for p in experiment(name).defaults()}
+    params = experiment(name).parameters(profile, {p: given[p] for p in experiment(name).defaults()})
     display(parameters_table(name, params))
     return results_dir(name, profile), params

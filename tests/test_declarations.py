@@ -144,3 +144,21 @@ def test_the_notebook_shows_its_parameters():
     row = table[table["parameter"] == "seeds"].iloc[0]
     assert (row["value"], row["default"]) == ("[0]", "[0, 1, 2]") and row["meaning"] == "seeds per model"
     assert (table[table["parameter"] == "force"].iloc[0]["default"]) == ""
+
+
+def test_start_gives_the_notebook_the_values_its_profile_uses(monkeypatch):
+    import IPython.display
+
+    from skipvae.notebook import start
+
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: None)
+    exp = experiment("theory")
+    namespace = {"profile": "smoke", **exp.defaults()}
+    _, params = start("theory", namespace, set())
+    assert params == exp.parameters("smoke") and len(params["seeds"]) == 3 and len(params["depths"]) == 3
+
+
+def test_the_figure_only_depths_get_exactly_the_figure_seeds():
+    depth = experiment("depth").configs("cpu", {"figure_seeds": [0, 5]})["mnist"]
+    assert {c.seed for c in depth if c.dec_layers == 2} == {0, 5}
+    assert {c.seed for c in depth if c.dec_layers == 1} == {0, 1, 2}

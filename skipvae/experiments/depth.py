@@ -39,8 +39,7 @@ def blocks(profile: str, p: dict) -> list:
     models = p["models"]
     return [block("mnist", {"dataset": "mnist", "profile": profile, "arch": "pixelcnn"},
                   {"dec_layers": sorted(table), "model": models, "seed": seeds},
-                  {"dec_layers": others, "model": models,
-                   "seed": [s for s in figure_seeds if s not in seeds] or seeds[:1]}),
+                  {"dec_layers": others, "model": models, "seed": figure_seeds}),
             block("omniglot", {"dataset": "omniglot", "profile": profile, "arch": "pixelcnn"},
                   {"dec_layers": omniglot, "model": models, "seed": seeds}),
             block("lstm", {"dataset": "yahoo", "profile": profile, "arch": "lstm"},
