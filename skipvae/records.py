@@ -162,14 +162,15 @@ def first_nonfinite(obj, where: str = "") -> str | None:
 def same_numbers(a, b, rel_tol: float = 1e-6) -> bool:
     """Whether two JSON values are equal, floats to within `rel_tol`: the last bits of a closed-form number differ
     between CPUs, and an ill-conditioned one loses more (the theory study's skip-dominance threshold of a nearly
-    singular matrix: 1.5e-8 relative between two machines); a result recomputed elsewhere is the same result."""
+    singular matrix: 1.5e-8 relative between two machines), and a number near 0 differs by its rounding (absolute
+    1e-12); a result recomputed elsewhere is the same result."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_numbers(a[k], b[k], rel_tol) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(same_numbers(x, y, rel_tol) for x, y in zip(a, b))
     if isinstance(a, float) or isinstance(b, float):
         return (isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
-                and not isinstance(b, bool) and math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-300))
+                and not isinstance(b, bool) and math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12))
     return a == b
 
 

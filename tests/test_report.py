@@ -334,3 +334,11 @@ def test_each_cell_of_a_paper_table_says_how_far_ours_is_from_the_papers(tmp_pat
     # ours - paper = 1, 2, 3: mean 2 with the one-sample interval 2 ± 2.48
     assert cells.loc[("2", "vae"), "KL: ours − paper"] == "+2.00 [-0.48, +4.48]"
     assert cells.loc[("3", "vae"), "KL: ours − paper"] == "not yet run" and table.attrs["profile"] == "cpu"
+
+
+def test_differences_are_shown_only_for_the_paper_tables_of_our_models():
+    from skipvae.report.views import ours_rows
+
+    tables = report.paper_numbers()["tables"]
+    assert ours_rows(tables["table3"]) and ours_rows(tables["table1"])
+    assert not ours_rows(tables["yahoo_zhu2020"])  # other papers' methods: no cell of ours to set against

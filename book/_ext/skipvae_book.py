@@ -148,16 +148,13 @@ def run_commands(name: str) -> str:
 
 
 def sweep_commands(name: str, sweeps: list[str]) -> str:
-    """The commands that train the sweeps (sweeps/<file>.yaml, relative to the repository) and collect their
-    records into results/<name>/."""
-    from skipvae.sweepfile import load_sweep
-
-    lines = []
-    for path in sweeps:
-        sweep = load_sweep(report.REPO_ROOT / path)
-        lines += [f"python -m skipvae sweep {path} --jobs 2 --threads-per-run 1",
-                  f"python -m skipvae collect runs/{sweep.name} --experiment {name}"]
-    return "\n".join(lines)
+    """The commands that train the sweeps (sweeps/<file>.yaml) and collect their records into results/<name>/, as
+    their declarations give them (skipvae.experiments.declaration.Sweep.commands)."""
+    declared = {f"sweeps/{s.file}.yaml": s for s in report.experiment(name).sweeps}
+    unknown = [p for p in sweeps if p not in declared]
+    if unknown:
+        raise ValueError(f":sweeps: {unknown} are not sweeps of {name}; its sweeps: {', '.join(declared)}")
+    return "\n".join(line for path in sweeps for line in declared[path].commands(name))
 
 
 # --------------------------------------------------------------------------------------------- directives

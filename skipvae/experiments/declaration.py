@@ -87,6 +87,11 @@ class Sweep:
     def name(self) -> str:
         return self.file.replace("_", "-")
 
+    def commands(self, experiment: str) -> list[str]:
+        """How the project runs it and collects its records into results/<experiment>/."""
+        return [f"python -m skipvae sweep sweeps/{self.file}.yaml {self.command}".rstrip(),
+                f"python -m skipvae collect runs/{self.name} --experiment {experiment}"]
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -181,8 +186,7 @@ def sweep_text(exp: Experiment, sweep: Sweep) -> str:
     lines = [f"# Generated from skipvae/experiments/{exp.name}.py (python -m skipvae sweeps --write): edit that, "
              "not this.",
              *textwrap.wrap(about, 116, initial_indent="# ", subsequent_indent="# "),
-             f"#   python -m skipvae sweep sweeps/{sweep.file}.yaml {sweep.command}".rstrip(),
-             f"#   python -m skipvae collect runs/{spec['name']} --experiment {exp.name}",
+             *(f"#   {line}" for line in sweep.commands(exp.name)),
              f"name: {spec['name']}", f"base: {_flow(spec['base'])}", "grid:"]
     grids = spec["grid"]
     if isinstance(grids, dict):

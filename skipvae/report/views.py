@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from skipvae.config import MODELS
 from skipvae.report.claims import unigram_floor_record
 from skipvae.report.store import PROFILE_RANK, experiment, load_runs, paper_numbers, paper_tables
 from skipvae.report.tables import (SETTING_LABELS, beside_caption, best_profile, classification_table, experiment_table,
@@ -60,6 +61,11 @@ def beside_view(table_name: str, where: dict | None = None, profile: str | None 
         table.attrs["profile"] = profile
     label = table_name.replace("table", "Table ")
     return View(f"{label} beside ours ({table.attrs['profile'] or 'no runs yet'})", table, beside_caption(table))
+
+
+def ours_rows(quoted: pd.DataFrame) -> bool:
+    """Whether every row of a quoted table is one of our models (Tables 1-4), not another paper's method."""
+    return "model" in quoted.columns and set(quoted["model"].dropna()) <= set(MODELS)
 
 
 def differences_view(table_name: str, profile: str | None = None) -> View:
@@ -122,7 +128,8 @@ def experiment_views(name: str) -> list[View]:
     for table_name, quoted in paper_tables(name).items():
         if "keys" in quoted.attrs and table_name != "classification_mnist":  # C5 has its own view, below
             views += [beside_view(table_name, profile=p) for p in profiles]
-            views += [differences_view(table_name, profile=p) for p in profiles if p is not None]
+            if ours_rows(quoted):  # rows named by our models: a cell can be set against ours
+                views += [differences_view(table_name, profile=p) for p in profiles if p is not None]
     if name == "mnist":
         views.append(classification_view())
     if name == "remedies":
