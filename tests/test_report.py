@@ -342,3 +342,22 @@ def test_differences_are_shown_only_for_the_paper_tables_of_our_models():
     tables = report.paper_numbers()["tables"]
     assert ours_rows(tables["table3"]) and ours_rows(tables["table1"])
     assert not ours_rows(tables["yahoo_zhu2020"])  # other papers' methods: no cell of ours to set against
+
+
+def test_a_paper_cell_never_pools_runs_of_different_configs(tmp_path):
+    from skipvae.report.tables import paper_differences
+
+    quoted = report.paper_numbers()["tables"]["table3"]
+    row = quoted[(quoted["dec_layers"] == 2) & (quoted["model"] == "vae")].iloc[0]
+    for seed in range(3):  # the same cell twice: IW-NLL on 100 and on 200 examples, KL +1 and +3 from the paper's
+        for nll_examples, kl in ((100, 1.0), (200, 3.0)):
+            write_record(tmp_path, "mnist", "mnist", "vae", seed=seed, arch="mlp", latent_dim=50, dec_layers=2,
+                         config={"n_eval_nll": nll_examples}, kl=row["kl"] + kl)
+    runs = report.load_runs("mnist", tmp_path)
+    table = paper_differences(runs, "table3", profile="cpu")
+    cells = table[(table["layers"] == "2") & (table["model"] == "vae")].set_index("n_eval_nll")
+    assert cells.loc["100", "KL: ours − paper"] == "+1.00 [+1.00, +1.00]"  # not +2.00, the pooled mean
+    assert cells.loc["200", "KL: ours − paper"] == "+3.00 [+3.00, +3.00]"
+    assert set(cells["seeds"]) == {"3"}
+    beside = report.side_by_side(runs, "table3", profile="cpu")
+    assert len(beside) == len(quoted) + 1  # the matched row twice, once per config

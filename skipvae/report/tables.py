@@ -219,18 +219,26 @@ def floor_row(floor: dict | None) -> pd.DataFrame | None:
 def paper_cells(runs: pd.DataFrame, name: str, where: dict | None, profile: str | None, path=None):
     """(profile, our runs at it that share the table's fixed settings, [(quoted row, its matching runs, the row's
     labels and seed count)]) of paper table `name` with the rows matching `where`, at `profile` (else the largest
-    in `runs`)."""
+    in `runs`). A quoted row whose matching runs differ in another config field (e.g. the IW-NLL subset) gets one
+    cell per config, labelled by those fields, as `summary_table` groups: runs of different configs are never
+    averaged together."""
     quoted = paper_numbers(path)["tables"][name]
     keys = quoted.attrs["keys"]
     for k, v in (where or {}).items():
         quoted = quoted[quoted[k] == v]
     profile = profile or (best_profile(runs) if len(runs) else None)
-    mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name)
+    mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name, path)
+    split = varying_config_columns(mine, [k for k in keys if k in mine.columns])
     cells = []
     for _, paper_row in quoted.iterrows():
         match = matching_runs(mine, paper_row, keys)
         row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
-        cells.append((paper_row, match, row | {"seeds": str(match["seed"].nunique()) if len(match) else "0"}))
+        groups = [g for _, g in match.groupby([match[c].map(repr) for c in split], sort=False)] \
+            if split and len(match) else [match]
+        for group in groups:
+            labels = {SETTING_LABELS.get(c, c): _key_text(group[c].iloc[0]) if len(group) else "–" for c in split}
+            cells.append((paper_row, group, row | labels | {"seeds": str(group["seed"].nunique()) if len(group)
+                                                             else "0"}))
     return profile, mine, cells
 
 
@@ -272,12 +280,12 @@ def paper_differences(runs: pd.DataFrame, name: str, profile: str | None = None,
     return table
 
 
-def with_fixed(runs: pd.DataFrame, table: str) -> pd.DataFrame:
-    """The runs with the settings every row of a paper table shares (`fixed`, e.g. 9 layers); smoke runs, which
-    test the code, need not have them."""
+def with_fixed(runs: pd.DataFrame, table: str, path: str | Path | None = None) -> pd.DataFrame:
+    """The runs with the settings every row of a paper table shares (`fixed`, e.g. 9 layers; from the quotes at
+    `path`, default book/paper_numbers.yaml); smoke runs, which test the code, need not have them."""
     if runs.empty or (runs["profile"] == "smoke").all():
         return runs
-    for k, v in paper_numbers()["tables"][table].attrs["fixed"].items():
+    for k, v in paper_numbers(path)["tables"][table].attrs["fixed"].items():
         runs = runs[runs[k] == v] if k in runs.columns else runs.iloc[:0]
     return runs
 
