@@ -44,6 +44,13 @@ def sigmoid(b: Tensor) -> Tensor:
     return torch.sigmoid(b)
 
 
+def compiling() -> bool:
+    """Whether torch.compile is tracing: there the ops below are the plain PyTorch functions they equal, which
+    inductor fuses itself (the hand-written ones write into channel slices with out=, which dynamo cannot trace;
+    their hand-written second derivatives serve SA-VAE, which trains eagerly)."""
+    return torch.compiler.is_compiling()
+
+
 def cast(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     """t in `dtype` (t itself when it already is, or None)."""
     return None if t is None else t.to(dtype)
@@ -114,6 +121,10 @@ class GateBackward(torch.autograd.Function):
 
 def gate(x: Tensor, z_map: Tensor | None = None) -> Tensor:
     """Gated activation tanh(a) * sigmoid(b) of the channel halves of x [B, 2C, H, W] (+ z_map as channel C)."""
+    if compiling():  # the plain ops, which inductor fuses, forward and backward
+        a, b = x.chunk(2, dim=1)
+        out = torch.tanh(a) * torch.sigmoid(b)
+        return out if z_map is None else torch.cat([out, z_map.to(out.dtype)], 1)
     return GatedActivation.apply(x, z_map)
 
 
@@ -149,6 +160,8 @@ class Pad2d(torch.autograd.Function):
 
 def pad2d(x: Tensor, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0) -> Tensor:
     """Zero-pad (or crop, for negative amounts) the last two dimensions of x [B, C, H, W]."""
+    if compiling():
+        return F.pad(x, (left, right, top, bottom))
     return Pad2d.apply(x, left, right, top, bottom)
 
 
@@ -220,4 +233,6 @@ def conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
     dtype = autocast_dtype(x)
     if dtype is not None:
         x, weight, bias = cast(x, dtype), cast(weight, dtype), cast(bias, dtype)
+    if compiling():
+        return F.conv2d(x, weight, bias, padding=conv.padding)
     return Conv2d.apply(x, weight, bias, conv.padding)
