@@ -143,6 +143,8 @@ def test_published_numbers_beside_ours_and_the_setup(tmp_path):
     assert "9,000 without the 100k training file" in rows["training documents"][1]
     assert rows["decoder LSTM units"] == ("1,024", f"{int(cpu['dec_hidden']):,}")
     assert rows["test documents"] == ("10,000", f"{int(cpu['n_test']):,}")
+    caption = remedies.setup_caption(setup)
+    assert caption.startswith("Yahoo: every setting the published remedies' numbers state") and "cpu profile" in caption
     before = remedies.setup_differences(report.load_runs("remedies", Path("/nonexistent")), profile="paper")
     assert dict(zip(before["setting"], before["ours (paper)"]))["decoder LSTM units"] == "1,024"
 
@@ -209,6 +211,10 @@ def test_the_pages_views_fill_in_from_the_records(tmp_path, monkeypatch):
     shown = views.remedy_views("mnist")
     assert [v.title for v in shown] == ["Remedies on MNIST", "Remedies on MNIST: differences"]
     assert len(shown[0].table) == 2 and shown[0].caption.startswith("MNIST at the cpu profile")
-    assert "BN-VAE keeps more information in $z$ than the plain VAE" in shown[1].caption
+    summary, *findings = shown[1].said  # shown below the table, and printed after its caption
+    assert summary.startswith("On MNIST at the cpu profile, judged on MI: more information in $z$ than the plain VAE")
+    assert any(line.startswith("BN-VAE keeps more information in $z$ than the plain VAE") for line in findings)
+    assert shown[1].caption == remedies.DIFFERENCES_CAPTION and shown[1].to_text().endswith(findings[-1] + "\n")
+    assert shown[1].to_dict()["said"] == [summary, *findings]
     titles = [v.title for v in views.experiment_views("remedies")]
     assert titles[0] == "Our runs: Skips among the remedies" and "Remedies on MNIST: differences" in titles

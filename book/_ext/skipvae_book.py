@@ -243,14 +243,13 @@ class RemediesTable(ResultsDirective):
                           f"remedies-{dataset}")]
         if len(shown) == 1:
             return out
+        summary, *findings = shown[1].said
         out.append(table_node(shown[1].table, ["skipvae-results", "skipvae-remedies-differences"],
-                              remedies.DIFFERENCES_CAPTION, f"remedies-{dataset}-differences"))
-        runs = remedies.dataset_runs(report.load_runs("remedies"), dataset)
-        diffs = remedies.remedy_differences(runs)
+                              shown[1].caption, f"remedies-{dataset}-differences"))
         items = nodes.bullet_list()
-        for line in remedies.remedy_sentences(diffs):
+        for line in findings:
             items += nodes.list_item("", paragraph(plain_math(line)))
-        out += [paragraph(plain_math(remedies.remedy_summary(diffs, dataset))), items]
+        out += [paragraph(plain_math(summary)), items]
         return out
 
 

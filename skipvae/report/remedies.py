@@ -362,8 +362,9 @@ def setup_differences(runs: pd.DataFrame, table: str = PUBLISHED, profile: str |
 def setup_caption(table: pd.DataFrame) -> str:
     source = paper_numbers()["tables"][PUBLISHED].attrs["source"]
     column = table.columns[-1]
-    return (f"The published setting (quoted from {source}) where it differs from ours; ours from the configs of the "
-            f"runs ({column.removeprefix('ours ').strip('()')} profile; before any run, the profile's config).")
+    return (f"Yahoo: every setting the published remedies' numbers state (quoted from {source}) beside ours, from "
+            f"the configs of our Yahoo runs at the {column.removeprefix('ours ').strip('()')} profile (before any "
+            f"run: that profile's config); values joined by ';' differ between our runs.")
 
 
 # ----------------------------------------------------------------------------------------------- the figure

@@ -26,14 +26,16 @@ class View:
     title: str
     table: pd.DataFrame
     caption: str
+    said: tuple[str, ...] = ()  # generated sentences shown below the table: a summary, then one per finding
 
     def to_dict(self) -> dict:
         cells = self.table.astype(str)
         return {"title": self.title, "caption": self.caption, "columns": list(cells.columns),
-                "rows": cells.values.tolist()}
+                "rows": cells.values.tolist(), "said": list(self.said)}
 
     def to_text(self) -> str:
-        return f"{self.title}\n{self.table.astype(str).to_string(index=False)}\n{self.caption}\n"
+        said = "".join(f"{line}\n" for line in self.said)
+        return f"{self.title}\n{self.table.astype(str).to_string(index=False)}\n{self.caption}\n{said}"
 
 
 def results_view(name: str, metrics=None) -> View:
@@ -104,7 +106,7 @@ def whole_splits_text(dataset: str) -> str:
 
 def remedy_views(dataset: str) -> list[View]:
     """The remedies on one dataset (report.remedies) at its largest profile: the table remedy x {plain, skip} and,
-    once runs exist, the differences with their Welch intervals, the sentences in the caption."""
+    once runs exist, the differences with their Welch intervals and the sentences generated from them (`said`)."""
     from skipvae.report import remedies
 
     runs = remedies.dataset_runs(load_runs("remedies"), dataset)
@@ -112,9 +114,9 @@ def remedy_views(dataset: str) -> list[View]:
     views = [View(f"Remedies on {title}", remedies.remedy_table(runs), remedies.remedy_caption(runs, dataset))]
     diffs = remedies.remedy_differences(runs)
     if diffs:
-        said = " ".join([remedies.remedy_summary(diffs, dataset), *remedies.remedy_sentences(diffs)])
         views.append(View(f"Remedies on {title}: differences", remedies.differences_table(diffs),
-                          f"{remedies.DIFFERENCES_CAPTION} {said}"))
+                          remedies.DIFFERENCES_CAPTION,
+                          (remedies.remedy_summary(diffs, dataset), *remedies.remedy_sentences(diffs))))
     return views
 
 
