@@ -114,8 +114,6 @@ def test_migrate_results_rewrites_old_records_once(tmp_path):
 
 
 def test_tables_keyed_by_run_follow_their_records_to_the_new_key(tmp_path):
-    import pandas as pd
-
     from skipvae.report.store import migrate_results, rekey_run_tables
 
     cfg = make_config("mnist", "vae", "cpu", arch="mlp")
@@ -123,11 +121,13 @@ def test_tables_keyed_by_run_follow_their_records_to_the_new_key(tmp_path):
     folder.mkdir(parents=True)
     old = _v1(cfg)["name"]
     (folder / f"{old}.json").write_text(json.dumps(_v1(cfg)))
-    pd.DataFrame({"run": [old, old, "another-run"], "x": [0.5, 1.25, 2.0]}).to_csv(tmp_path / "mnist" / "tsne.csv",
-                                                                                    index=False)
+    tsne = tmp_path / "mnist" / "tsne.csv"  # cells pandas would retype: an int column with a gap, a zero-padded code
+    tsne.write_text(f"run,x,label,code\n{old},0.5,3,007\n{old},1.25,,010\nanother-run,2.0,1,001\n")
     migrate_results(tmp_path)
-    assert rekey_run_tables(tmp_path) == [tmp_path / "mnist" / "tsne.csv"]
-    table = pd.read_csv(tmp_path / "mnist" / "tsne.csv")
-    assert list(table["run"]) == [cfg.run_name(), cfg.run_name(), "another-run"]
-    assert list(table["x"]) == [0.5, 1.25, 2.0]
+    assert rekey_run_tables(tmp_path) == [tsne]
+    assert tsne.read_text() == (f"run,x,label,code\n{cfg.run_name()},0.5,3,007\n{cfg.run_name()},1.25,,010\n"
+                                f"another-run,2.0,1,001\n")  # only the run names changed
     assert rekey_run_tables(tmp_path) == []  # idempotent
+    (folder / "broken.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="broken.json holds a JSON list, not an object"):
+        rekey_run_tables(tmp_path)

@@ -247,15 +247,20 @@ def migrate_results(root: str | Path | None = None) -> list[tuple[Path, Path]]:
 def rekey_run_tables(root: str | Path | None = None) -> list[Path]:
     """Rewrite the run names in every table keyed by run (results/<experiment>/*.csv with a 'run' column, e.g. the
     t-SNE coordinates) that still holds a name a record was re-keyed from (its migrations' old_name); returns the
-    files rewritten."""
+    files rewritten. Every other cell is kept as the text it was (read and written as strings), and a record file
+    that is not a JSON object is reported."""
     renamed = {}
     for path in sorted(results_root(root).glob("*/runs/*.json")):
-        for step in parse_record(path).get("migrations") or []:
+        record = parse_record(path)
+        if not isinstance(record, dict):
+            raise DataError(f"run record {path} holds a JSON {type(record).__name__}, not an object; each "
+                            f"results/<experiment>/runs/*.json must be one record written by skipvae.train")
+        for step in record.get("migrations") or []:
             if step.get("old_name"):
                 renamed[step["old_name"]] = path.stem
     rewritten = []
     for path in sorted(results_root(root).glob("*/*.csv")):
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
         if "run" in table.columns and table["run"].isin(list(renamed)).any():
             table["run"] = table["run"].replace(renamed)
             atomic_write_bytes(path, table.to_csv(index=False).encode())
