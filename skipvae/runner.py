@@ -221,11 +221,22 @@ def pca_reference(cfg: RunConfig, experiment: str, n_components: int = 50, force
 
 def unigram_reference(cfg: RunConfig, experiment: str, force: bool = False) -> dict:
     """The unigram floor of a text table (`models.unigram.unigram_floor`): fitted on cfg's training documents and
-    scored on the test documents that get the IW-NLL (the first cfg.n_eval_nll); a `reference_record`."""
+    scored on the test documents that get cfg's IW-NLL (`metrics.nll_examples_of`: the first cfg.n_eval_nll, or
+    with nll_subset 'random' those drawn with cfg's seed, one reference per seed); a `reference_record`."""
     from skipvae.data import load_dataset
+    from skipvae.metrics import nll_examples_of
     from skipvae.models.unigram import unigram_floor
 
     settings = {"dataset": cfg.dataset, "profile": cfg.profile, "n_train": cfg.n_train, "n_valid": cfg.n_valid,
                 "n_test": cfg.n_test, "max_len": cfg.max_len, "n_eval_nll": cfg.n_eval_nll}
-    return reference_record(experiment, cfg.profile, "unigram", settings,
-                            lambda: unigram_floor(load_dataset(cfg), limit=cfg.n_eval_nll), force)
+    name = "unigram"
+    if cfg.nll_subset != "first":  # the 'first' settings stay as they were: the committed floor is reused
+        settings |= {"nll_subset": cfg.nll_subset, "seed": cfg.seed}
+        name = f"unigram-{cfg.nll_subset}-s{cfg.seed}"
+
+    def compute() -> dict:
+        data = load_dataset(cfg)
+        chosen = nll_examples_of(data.num_examples("test"), cfg.n_eval_nll, cfg.nll_subset, cfg.seed)
+        return unigram_floor(data, examples=chosen)
+
+    return reference_record(experiment, cfg.profile, name, settings, compute, force)

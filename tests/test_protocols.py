@@ -15,7 +15,8 @@ import torch
 from skipvae import report
 from skipvae.cli import main
 from skipvae.config import make_config
-from skipvae.metrics import (MLPClassifier, classification_accuracy, evaluate, pca_pixel_accuracy, tsne_scores)
+from skipvae.metrics import (MLPClassifier, classification_accuracy, evaluate, nll_examples_of, pca_pixel_accuracy,
+                             tsne_scores)
 from skipvae.models import build_model
 from skipvae.models.unigram import UnigramModel, unigram_floor
 
@@ -115,9 +116,35 @@ def test_unigram_probabilities_and_smoothing_chosen_on_validation():
     torch.testing.assert_close(lp, torch.stack([p[3].log() + p[2].log(), p[5].log() + p[2].log()]))
     # validation words all seen in training: the least smoothing wins
     assert UnigramModel(VOCAB).fit(data, alphas=(1.0, 0.1, 0.01)).alpha == 0.01
-    floor = unigram_floor(data, limit=1)
-    assert floor["n_docs"] == 1 and floor["n_tokens"] == 2
-    assert floor["ppl"] == pytest.approx(math.exp(floor["nll"] / 2))
+    lp = UnigramModel(VOCAB).fit(data).log_likelihood(rows([3], [5]))  # the floor's own smoothing
+    first = unigram_floor(data, examples=nll_examples_of(2, 1, "first", seed=0))
+    assert first["n_docs"] == 1 and first["n_tokens"] == 2  # the first document: 3 </s>
+    assert first["nll"] == pytest.approx(-float(lp[0])) and first["ppl"] == pytest.approx(math.exp(first["nll"] / 2))
+    second = torch.tensor([False, True])  # what a random subset may draw: the second document alone, 5 </s>
+    assert unigram_floor(data, examples=second, batch_size=1)["nll"] == pytest.approx(-float(lp[1]))
+    every = unigram_floor(data)
+    assert every["n_docs"] == 2 and every["nll"] == pytest.approx(-float(lp.sum()) / 2)
+
+
+def test_the_unigram_floor_is_scored_on_the_runs_nll_documents(tmp_path, monkeypatch):
+    """The floor beside a text table is scored on the documents that get the runs' IW-NLL: the first n_eval_nll,
+    or with nll_subset 'random' those drawn with the run's seed (one reference per seed)."""
+    import json
+
+    from skipvae.runner import unigram_reference
+    from synthetic import use_synthetic_data
+
+    use_synthetic_data(monkeypatch)
+    monkeypatch.setattr("skipvae.runner.results_dir", lambda experiment, profile: tmp_path / experiment)
+    first = unigram_reference(make_config("yahoo", "lm", "smoke", n_eval_nll=7), "yahoo")
+    assert first["metrics"]["n_docs"] == 7 and "nll_subset" not in first["settings"]
+    assert (tmp_path / "yahoo" / "reference" / "unigram.json").is_file()
+    drawn = [unigram_reference(make_config("yahoo", "lm", "smoke", n_eval_nll=7, nll_subset="random", seed=s),
+                               "yahoo") for s in (0, 1)]
+    assert [d["settings"]["seed"] for d in drawn] == [0, 1] and {d["metrics"]["n_docs"] for d in drawn} == {7}
+    assert len({d["metrics"]["nll"] for d in drawn + [first]}) == 3  # three different sets of documents
+    stored = json.loads((tmp_path / "yahoo" / "reference" / "unigram-random-s1.json").read_text())
+    assert stored["metrics"] == drawn[1]["metrics"]
 
 
 # ------------------------------------------------------------------------------------- the MLP decoder

@@ -65,16 +65,15 @@ class UnigramModel:
         return lp.sum(1)
 
 
-def unigram_floor(data, split: str = "test", limit: int | None = None, batch_size: int = 500) -> dict:
-    """NLL per document and per word, and perplexity, of the unigram model fitted on `data`'s training split,
-    on the first `limit` documents of `split` (the documents that get the IW-NLL: pass the run's n_eval_nll)."""
+def unigram_floor(data, split: str = "test", examples: Tensor | None = None, batch_size: int = 500) -> dict:
+    """NLL per document and per word, and perplexity, of the unigram model fitted on `data`'s training split, on
+    the documents of `split` that `examples` marks (a bool mask in batch order, as metrics.nll_examples_of gives
+    the documents that get the IW-NLL; None: all of them)."""
     model = UnigramModel(len(data.vocab)).fit(data, batch_size)
-    nll, tokens, docs = 0.0, 0, 0
+    nll, tokens, docs, seen = 0.0, 0, 0, 0
     for x, _ in data.batches(split, batch_size, shuffle=False):
-        if limit is not None:
-            x = x[: limit - docs]
-        if len(x) == 0:
-            break
+        if examples is not None:
+            x, seen = x[examples[seen:seen + len(x)]], seen + len(x)
         nll -= float(model.log_likelihood(x).sum())
         tokens += int((x[:, 1:] != PAD_ID).sum())
         docs += len(x)
