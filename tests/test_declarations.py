@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from skipvae.cli import main
+from skipvae.errors import ConfigError
 from skipvae.experiments import EXPERIMENTS, experiment, sweep_files
 from skipvae.experiments.declaration import Block, Experiment, Param, Sweep, block, first_only, sweep_spec, sweep_text
-from skipvae.notebook import parameters_cell
-from skipvae.params import check_notebook_parameters
+from skipvae.notebook import annotation, parameters_cell
+from skipvae.params import check_notebook_parameters, check_param
 from skipvae.records import REPO_ROOT
 from skipvae.report.budget import load_plan, row_runs
 from skipvae.sweepfile import expand_sweep, load_sweep
@@ -91,8 +92,34 @@ def test_the_smoke_profile_reduces_and_the_defaults_are_copies():
     assert smoke["seeds"] == [0] and smoke["mlp_layers"] == [2] and mnist.parameters("cpu")["seeds"] == [0, 1, 2]
     mnist.defaults()["seeds"].append(7)
     assert mnist.defaults()["seeds"] == [0, 1, 2]
-    with pytest.raises(ValueError, match="unknown parameters"):
+
+
+
+def test_an_unknown_parameter_or_block_is_one_config_error_naming_it():
+    mnist = experiment("mnist")
+    with pytest.raises(ConfigError, match=r"^unknown parameter seedz=\[0\] of experiment 'mnist'; valid parameters: "
+                                          r"seeds, sa_seeds, force, models, "):
         mnist.configs("cpu", {"seedz": [0]})
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'seedz' of experiment 'mnist'; valid parameters: seeds"):
+        mnist.default("seedz")
+    with pytest.raises(ConfigError, match=r"^sweep x: unknown block 'pixelcnm' of experiment 'mnist' at profile "
+                                          r"'cpu'; its blocks there: pixelcnn, mlp, classification\.$"):
+        sweep_spec(mnist, Sweep("x", "cpu", "A typo.", blocks=("pixelcnm",)))
+    with pytest.raises(ConfigError, match=r"^sweep x: experiment 'theory' has no runs at profile 'cpu'"):
+        sweep_spec(experiment("theory"), Sweep("x", "cpu", "No runs."))
+
+
+def test_a_parameter_of_no_known_kind_is_one_config_error_naming_it():
+    with pytest.raises(ConfigError, match=r"^parameter 'n' of experiment 'toy' has default None and "
+                                          r"kind='positive_int'; a default of None needs one of the kinds "
+                                          r"optional_positive_int\.$"):
+        annotation("toy", Param("n", "positive_int", None, "a size"))
+    assert annotation("toy", Param("n", "optional_positive_int", None, "a size")) == "int | None"
+    assert annotation("toy", Param("n", "positive_int", 3, "a size")) == "int"
+    with pytest.raises(ConfigError, match=r"^n=3 has the unknown parameter kind 'positve_int'; valid kinds: int, "):
+        check_param("n", 3, "positve_int")
+    with pytest.raises(ConfigError, match=r"^n=3 has the unknown parameter kind 'positve_int'"):
+        check_param("n", 3, "optional_positve_int")
 
 
 def test_a_parameter_changes_the_runs_of_its_block_only():
