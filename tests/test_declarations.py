@@ -11,7 +11,7 @@ import pytest
 from skipvae.cli import main
 from skipvae.errors import ConfigError
 from skipvae.experiments import EXPERIMENTS, experiment, sweep_files
-from skipvae.experiments.declaration import Block, Experiment, Param, Sweep, block, first_only, sweep_spec, sweep_text
+from skipvae.experiments.declaration import FORCE, Block, Experiment, Param, Sweep, block, first_only, sweep_spec, sweep_text
 from skipvae.notebook import annotation, parameters_cell
 from skipvae.params import check_notebook_parameters, check_param
 from skipvae.records import REPO_ROOT
@@ -75,6 +75,13 @@ def test_the_declared_defaults_are_valid_parameters_and_the_notebook_cell_is_gen
     assert "".join(cell["source"]) == parameters_cell(name)  # names from the declaration; no value typed twice
     code = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
     assert f'EXPERIMENT = "{name}"' in code and "out_dir, params = start(EXPERIMENT, globals(), _names)" in code
+
+
+def test_every_force_parameter_is_the_shared_one():
+    forces = {name: next(p for p in exp.params if p.name == "force") for name, exp in EXPERIMENTS.items()}
+    assert len(forces) == len(EXPERIMENTS)
+    assert {name: (p.kind, p.default) for name, p in forces.items()} == {n: ("bool", False) for n in EXPERIMENTS}
+    assert forces["mnist"] is FORCE and forces["theory"].about.startswith("rewrite theory.json")
 
 
 def test_no_helper_is_defined_in_more_than_one_notebook():

@@ -53,8 +53,13 @@ def block(name: str, base: dict, *grids: dict) -> Block | None:
     return Block(name, dict(base), kept) if kept else None
 
 
+def force_param(about: str) -> Param:
+    """`force`: redo what a finished result (`about` says which) would otherwise be reused for."""
+    return Param("force", "bool", False, about)
+
+
 # the parameters several experiments share, declared once
-FORCE = Param("force", "bool", False, "retrain even if an identical finished run exists")
+FORCE = force_param("retrain even if an identical finished run exists")
 SA_SEEDS = Param("sa_seeds", "seeds", [0], "seeds of SA-VAE and Skip-SA-VAE (SVI makes them about 10x slower to "
                  "train, so fewer at the cpu profile)")
 
