@@ -11,7 +11,8 @@ import pytest
 from skipvae.cli import main
 from skipvae.errors import ConfigError
 from skipvae.experiments import EXPERIMENTS, experiment, sweep_files
-from skipvae.experiments.declaration import FORCE, Block, Experiment, Param, Sweep, block, first_only, sweep_spec, sweep_text
+from skipvae.experiments.declaration import (FORCE, Block, Experiment, Param, Sweep, block, first_only, sweep_spec,
+                                            sweep_text)
 from skipvae.notebook import annotation, parameters_cell
 from skipvae.params import check_notebook_parameters, check_param
 from skipvae.records import REPO_ROOT
