@@ -198,6 +198,18 @@ def test_notebook_parameter_kinds_of_the_remedies():
             check_param(kind, value, kind)
 
 
+def test_kl_annealings_warm_up_is_the_configs_at_the_cpu_profile_at_every_profile():
+    from skipvae.config import make_config
+    from skipvae.experiments import experiment
+    from skipvae.experiments.remedies import kl_anneal_epochs
+
+    assert kl_anneal_epochs("yahoo") == make_config("yahoo", "vae", "cpu").warmup_epochs == 3  # the profile's own
+    assert kl_anneal_epochs("mnist") == make_config("mnist", "vae", "cpu", "mlp").epochs // 2 == 5
+    for profile in ("cpu", "paper"):
+        for dataset, configs in experiment("remedies").configs(profile).items():
+            assert {c.warmup_epochs for c in configs if c.objective == "kl-anneal"} == {kl_anneal_epochs(dataset)}
+
+
 def test_the_remedies_datasets_are_declared_once_and_a_dataset_without_a_setting_is_refused():
     from skipvae.errors import ConfigError
     from skipvae.experiments import experiment
