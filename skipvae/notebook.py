@@ -29,7 +29,8 @@ PROFILE_LINE = ("profile: str = default_profile()  # smoke (seconds; chosen auto
                 "SKIPVAE_PROFILE is smoke), cpu (2 CPU cores, reduced), paper (the paper's settings; GPU)")
 THREADS_LINE = ("threads: int = 0  # torch CPU threads (0: torch default; 1 is much faster on a busy shared machine, "
                 "and the smoke profile uses 1)")
-OPTIONAL_TYPES = {"optional_positive_int": "int | None"}  # the annotation of a parameter whose default is None
+# the annotation of a parameter whose default is None, by its kind
+OPTIONAL_TYPES = {"optional_positive_int": "int | None", "optional_seeds": "list | None"}
 
 
 def parameters_cell(name: str) -> str:

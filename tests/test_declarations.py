@@ -120,7 +120,7 @@ def test_an_unknown_parameter_or_block_is_one_config_error_naming_it():
 def test_a_parameter_of_no_known_kind_is_one_config_error_naming_it():
     with pytest.raises(ConfigError, match=r"^parameter 'n' of experiment 'toy' has default None and "
                                           r"kind='positive_int'; a default of None needs one of the kinds "
-                                          r"optional_positive_int\.$"):
+                                          r"optional_positive_int, optional_seeds\.$"):
         annotation("toy", Param("n", "positive_int", None, "a size"))
     assert annotation("toy", Param("n", "optional_positive_int", None, "a size")) == "int | None"
     assert annotation("toy", Param("n", "positive_int", 3, "a size")) == "int"
@@ -197,3 +197,20 @@ def test_the_figure_only_depths_get_exactly_the_figure_seeds():
     depth = experiment("depth").configs("cpu", {"figure_seeds": [0, 5]})["mnist"]
     assert {c.seed for c in depth if c.dec_layers == 2} == {0, 5}
     assert {c.seed for c in depth if c.dec_layers == 1} == {0, 1, 2}
+
+
+def test_the_sa_models_get_every_seed_at_the_paper_profile_and_the_first_at_the_reduced_ones():
+    def sa_seeds(name, profile, **params):
+        runs = experiment(name).all_configs(profile, params)
+        return {(c.model, c.latent_dim): sorted({r.seed for r in runs if (r.model, r.latent_dim) ==
+                                                 (c.model, c.latent_dim)}) for c in runs if c.semi_amortized}
+
+    paper = sa_seeds("yahoo", "paper")
+    assert set(paper) == {(m, d) for m in ("sa-vae", "skip-sa-vae") for d in (32, 64)}
+    assert set(map(tuple, paper.values())) == {(0, 1, 2)}
+    assert set(map(tuple, sa_seeds("yahoo", "cpu").values())) == {(0,)} == set(map(tuple, sa_seeds("mnist",
+                                                                                             "smoke").values()))
+    assert set(map(tuple, sa_seeds("omniglot", "paper", seeds=[4, 5]).values())) == {(4, 5)}
+    assert set(map(tuple, sa_seeds("omniglot", "cpu", seeds=[4, 5]).values())) == {(4,)}
+    assert set(map(tuple, sa_seeds("mnist", "paper", sa_seeds=[7]).values())) == {(7,)}  # given: kept
+    assert sorted({c.seed for c in load_sweep(SWEEPS / "yahoo_paper.yaml").configs if c.semi_amortized}) == [0, 1, 2]

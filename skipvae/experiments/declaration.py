@@ -60,8 +60,17 @@ def force_param(about: str) -> Param:
 
 # the parameters several experiments share, declared once
 FORCE = force_param("retrain even if an identical finished run exists")
-SA_SEEDS = Param("sa_seeds", "seeds", [0], "seeds of SA-VAE and Skip-SA-VAE (SVI makes them about 10x slower to "
-                 "train, so fewer at the cpu profile)")
+SA_SEEDS = Param("sa_seeds", "optional_seeds", None, "seeds of SA-VAE and Skip-SA-VAE (None: those of `seeds` at "
+                 "the paper profile, the first at the reduced ones, where SVI makes them about 10x slower to train)")
+
+
+def with_sa_seeds(profile: str, p: dict) -> dict:
+    """`p` with sa_seeds None (SA_SEEDS) replaced: every seed of `seeds` at the paper profile, the first at the
+    reduced ones."""
+    if p["sa_seeds"] is not None:
+        return p
+    seeds = list(p["seeds"])
+    return {**p, "sa_seeds": seeds if profile == "paper" else seeds[:1]}
 
 
 def seeds_param(seeds: list, about: str = "seeds per model") -> Param:
