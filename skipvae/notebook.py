@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from skipvae.errors import ConfigError
 from skipvae.experiments import experiment
 from skipvae.params import notebook_parameters
 from skipvae.results import results_dir
@@ -28,7 +29,8 @@ PROFILE_LINE = ("profile: str = default_profile()  # smoke (seconds; chosen auto
                 "SKIPVAE_PROFILE is smoke), cpu (2 CPU cores, reduced), paper (the paper's settings; GPU)")
 THREADS_LINE = ("threads: int = 0  # torch CPU threads (0: torch default; 1 is much faster on a busy shared machine, "
                 "and the smoke profile uses 1)")
-OPTIONAL_TYPES = {"optional_positive_int": "int | None"}  # the annotation of a parameter whose default is None
+# the annotation of a parameter whose default is None, by its kind
+OPTIONAL_TYPES = {"optional_positive_int": "int | None", "optional_seeds": "list | None"}
 
 
 def parameters_cell(name: str) -> str:
@@ -38,11 +40,20 @@ def parameters_cell(name: str) -> str:
     lines = ["_names = set(globals())  # the names defined before the parameters: `start` checks the rest",
              PROFILE_LINE]
     for p in exp.params:
-        kind = OPTIONAL_TYPES[p.kind] if p.default is None else type(p.default).__name__
-        lines.append(f'{p.name}: {kind} = EXP.default("{p.name}")  # {p.about}')
+        lines.append(f'{p.name}: {annotation(name, p)} = EXP.default("{p.name}")  # {p.about}')
     if exp.threads:
         lines.append(THREADS_LINE)
     return "\n".join(lines)
+
+
+def annotation(name: str, p) -> str:
+    """The type annotation of parameter `p` (a Param of experiment `name`) in the parameters cell."""
+    if p.default is not None:
+        return type(p.default).__name__
+    if p.kind not in OPTIONAL_TYPES:
+        raise ConfigError(f"parameter {p.name!r} of experiment {name!r} has default None and kind={p.kind!r}; a "
+                          f"default of None needs one of the kinds {', '.join(OPTIONAL_TYPES)}.")
+    return OPTIONAL_TYPES[p.kind]
 
 
 def parameters_table(name: str, params: dict):

@@ -5,7 +5,8 @@ An objective decides two things of a training step, and nothing else:
     loss(out, w)                          the scalar to minimize, from the model's outputs rec, kl, mu, logvar [B, ...]
 
     elbo        mean_b (rec_b + w_t kl_b), w_t the linear warm-up when warmup_epochs > 0 (else 1): the paper's
-    kl-anneal   the same, warmup_epochs >= 1 required (make_config gives images 10 epochs from 0.1)
+    kl-anneal   the same, warmup_epochs >= 1 required (make_config gives images 10 epochs from 0.1, at most
+                half of the profile's)
     cyclical    w_t of Fu et al. 2019: `cycles` linear rises from 0 to 1, each over `cycle_ratio` of its cycle
     free-bits   mean_b rec_b + w_t sum_d max(lambda, mean_b kl_bd)  (Kingma et al. 2016, per dimension)
     beta        mean_b (rec_b + kl_beta w_t kl_b), kl_beta < 1
@@ -15,8 +16,9 @@ An objective decides two things of a training step, and nothing else:
 kl-anneal and warmup_epochs: the warm-up always was the config's `warmup_epochs` (0 for images, 10 epochs from
 beta_start = 0.1 for text, as the paper), and objective 'elbo' keeps meaning exactly that, so the committed text
 records (elbo with 10 warm-up epochs) keep their keys. 'kl-anneal' names the remedy on the axis: the same schedule,
-refused without warm-up, and given KL_ANNEAL_EPOCHS (10) by make_config where the family has none (images); on
-text it computes what 'elbo' does, under another name and key. Every other remedy but cyclical (whose cycles
+refused without warm-up, and given KL_ANNEAL_EPOCHS (10, at most half of the profile's epochs:
+skipvae.config.kl_anneal_epochs) by make_config where the family has none (images); on text it computes what 'elbo'
+does, under another name and key. Every other remedy but cyclical (whose cycles
 replace the warm-up, so it needs warmup_epochs = 0) multiplies its KL term by the same warm-up weight, as the He
 et al. and BN-VAE code bases anneal every model.
 

@@ -124,7 +124,8 @@ def check_param(name: str, value, kind: str):
             return None
         kind = kind[len("optional_"):]
     if kind not in CHECKS:
-        raise ValueError(f"unknown parameter kind {kind!r}; valid kinds: {', '.join(CHECKS)}")
+        raise ConfigError(f"{name}={value!r} has the unknown parameter kind {kind!r}; valid kinds: "
+                          f"{', '.join(CHECKS)} (each also as optional_<kind>).")
     return CHECKS[kind](name, value)
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from skipvae.cli import main
+from skipvae.errors import ConfigError
 from skipvae.experiments import EXPERIMENTS, experiment, sweep_files
-from skipvae.experiments.declaration import Block, Experiment, Param, Sweep, block, first_only, sweep_spec, sweep_text
-from skipvae.notebook import parameters_cell
-from skipvae.params import check_notebook_parameters
+from skipvae.experiments.declaration import (FORCE, Block, Experiment, Param, Sweep, block, first_only, sweep_spec,
+                                            sweep_text)
+from skipvae.notebook import annotation, parameters_cell
+from skipvae.params import check_notebook_parameters, check_param
 from skipvae.records import REPO_ROOT
 from skipvae.report.budget import load_plan, row_runs
 from skipvae.sweepfile import expand_sweep, load_sweep
@@ -76,6 +78,13 @@ def test_the_declared_defaults_are_valid_parameters_and_the_notebook_cell_is_gen
     assert f'EXPERIMENT = "{name}"' in code and "out_dir, params = start(EXPERIMENT, globals(), _names)" in code
 
 
+def test_every_force_parameter_is_the_shared_one():
+    forces = {name: next(p for p in exp.params if p.name == "force") for name, exp in EXPERIMENTS.items()}
+    assert len(forces) == len(EXPERIMENTS)
+    assert {name: (p.kind, p.default) for name, p in forces.items()} == {n: ("bool", False) for n in EXPERIMENTS}
+    assert forces["mnist"] is FORCE and forces["theory"].about.startswith("rewrite theory.json")
+
+
 def test_no_helper_is_defined_in_more_than_one_notebook():
     defined = Counter()
     for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
@@ -91,8 +100,34 @@ def test_the_smoke_profile_reduces_and_the_defaults_are_copies():
     assert smoke["seeds"] == [0] and smoke["mlp_layers"] == [2] and mnist.parameters("cpu")["seeds"] == [0, 1, 2]
     mnist.defaults()["seeds"].append(7)
     assert mnist.defaults()["seeds"] == [0, 1, 2]
-    with pytest.raises(ValueError, match="unknown parameters"):
+
+
+
+def test_an_unknown_parameter_or_block_is_one_config_error_naming_it():
+    mnist = experiment("mnist")
+    with pytest.raises(ConfigError, match=r"^unknown parameter seedz=\[0\] of experiment 'mnist'; valid parameters: "
+                                          r"seeds, sa_seeds, force, models, "):
         mnist.configs("cpu", {"seedz": [0]})
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'seedz' of experiment 'mnist'; valid parameters: seeds"):
+        mnist.default("seedz")
+    with pytest.raises(ConfigError, match=r"^sweep x: unknown block 'pixelcnm' of experiment 'mnist' at profile "
+                                          r"'cpu'; its blocks there: pixelcnn, mlp, classification\.$"):
+        sweep_spec(mnist, Sweep("x", "cpu", "A typo.", blocks=("pixelcnm",)))
+    with pytest.raises(ConfigError, match=r"^sweep x: experiment 'theory' has no runs at profile 'cpu'"):
+        sweep_spec(experiment("theory"), Sweep("x", "cpu", "No runs."))
+
+
+def test_a_parameter_of_no_known_kind_is_one_config_error_naming_it():
+    with pytest.raises(ConfigError, match=r"^parameter 'n' of experiment 'toy' has default None and "
+                                          r"kind='positive_int'; a default of None needs one of the kinds "
+                                          r"optional_positive_int, optional_seeds\.$"):
+        annotation("toy", Param("n", "positive_int", None, "a size"))
+    assert annotation("toy", Param("n", "optional_positive_int", None, "a size")) == "int | None"
+    assert annotation("toy", Param("n", "positive_int", 3, "a size")) == "int"
+    with pytest.raises(ConfigError, match=r"^n=3 has the unknown parameter kind 'positve_int'; valid kinds: int, "):
+        check_param("n", 3, "positve_int")
+    with pytest.raises(ConfigError, match=r"^n=3 has the unknown parameter kind 'positve_int'"):
+        check_param("n", 3, "optional_positve_int")
 
 
 def test_a_parameter_changes_the_runs_of_its_block_only():
@@ -162,3 +197,20 @@ def test_the_figure_only_depths_get_exactly_the_figure_seeds():
     depth = experiment("depth").configs("cpu", {"figure_seeds": [0, 5]})["mnist"]
     assert {c.seed for c in depth if c.dec_layers == 2} == {0, 5}
     assert {c.seed for c in depth if c.dec_layers == 1} == {0, 1, 2}
+
+
+def test_the_sa_models_get_every_seed_at_the_paper_profile_and_the_first_at_the_reduced_ones():
+    def sa_seeds(name, profile, **params):
+        runs = experiment(name).all_configs(profile, params)
+        return {(c.model, c.latent_dim): sorted({r.seed for r in runs if (r.model, r.latent_dim) ==
+                                                 (c.model, c.latent_dim)}) for c in runs if c.semi_amortized}
+
+    paper = sa_seeds("yahoo", "paper")
+    assert set(paper) == {(m, d) for m in ("sa-vae", "skip-sa-vae") for d in (32, 64)}
+    assert set(map(tuple, paper.values())) == {(0, 1, 2)}
+    assert set(map(tuple, sa_seeds("yahoo", "cpu").values())) == {(0,)} == set(map(tuple, sa_seeds("mnist",
+                                                                                             "smoke").values()))
+    assert set(map(tuple, sa_seeds("omniglot", "paper", seeds=[4, 5]).values())) == {(4, 5)}
+    assert set(map(tuple, sa_seeds("omniglot", "cpu", seeds=[4, 5]).values())) == {(4,)}
+    assert set(map(tuple, sa_seeds("mnist", "paper", sa_seeds=[7]).values())) == {(7,)}  # given: kept
+    assert sorted({c.seed for c in load_sweep(SWEEPS / "yahoo_paper.yaml").configs if c.semi_amortized}) == [0, 1, 2]

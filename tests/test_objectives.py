@@ -63,6 +63,17 @@ def test_kl_anneal_equals_the_existing_warmup():
     assert image.key() != dataclasses.replace(image, objective="elbo").key()  # another run, by name
 
 
+def test_kl_anneal_warms_up_over_at_most_half_of_a_reduced_profiles_epochs():
+    """Where the family has no warm-up: KL_ANNEAL_EPOCHS at the paper's 100 epochs, half of a reduced profile's."""
+    def warmup(dataset, profile, arch=None):
+        return make_config(dataset, "vae", profile, arch, objective="kl-anneal").warmup_epochs
+
+    assert (warmup("mnist", "paper", "mlp"), warmup("mnist", "cpu", "mlp"), warmup("mnist", "cpu")) == (10, 5, 2)
+    assert (warmup("omniglot", "smoke"), warmup("mnist", "smoke", "mlp")) == (1, 1)  # 1 epoch: at least 1
+    assert (warmup("yahoo", "cpu"), warmup("yahoo", "smoke")) == (3, 1)  # text keeps the profile's own warm-up
+    assert make_config("yahoo", "sa-vae", "cpu", objective="kl-anneal").warmup_epochs == 2  # the SA models' own
+
+
 def test_cyclical_schedule_has_the_published_shape():
     T, M, R = 400, 4, 0.5  # 4 cycles of 100 updates, rising over the first 50
     for c in range(M):

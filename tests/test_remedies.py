@@ -200,6 +200,31 @@ def test_notebook_parameter_kinds_of_the_remedies():
             check_param(kind, value, kind)
 
 
+def test_kl_annealings_warm_up_is_the_configs_at_the_cpu_profile_at_every_profile():
+    from skipvae.config import make_config
+    from skipvae.experiments import experiment
+    from skipvae.experiments.remedies import kl_anneal_epochs
+
+    assert kl_anneal_epochs("yahoo") == make_config("yahoo", "vae", "cpu").warmup_epochs == 3  # the profile's own
+    assert kl_anneal_epochs("mnist") == make_config("mnist", "vae", "cpu", "mlp").epochs // 2 == 5
+    for profile in ("cpu", "paper"):
+        for dataset, configs in experiment("remedies").configs(profile).items():
+            assert {c.warmup_epochs for c in configs if c.objective == "kl-anneal"} == {kl_anneal_epochs(dataset)}
+
+
+def test_the_remedies_datasets_are_declared_once_and_a_dataset_without_a_setting_is_refused():
+    from skipvae.errors import ConfigError
+    from skipvae.experiments import experiment
+    from skipvae.experiments.remedies import DATASETS, SETTINGS
+
+    exp = experiment("remedies")
+    assert remedies.DATASETS is DATASETS == tuple(SETTINGS) == ("yahoo", "mnist")
+    assert exp.default("datasets") == list(DATASETS) and set(exp.configs("cpu")) == set(DATASETS)
+    with pytest.raises(ConfigError, match=r"^datasets=\['mnist', 'omniglot'\] is impossible: the remedies have no "
+                                          r"setting for 'omniglot'; valid datasets: yahoo, mnist\.$"):
+        exp.parameters("cpu", {"datasets": ["mnist", "omniglot"]})
+
+
 def test_the_pages_views_fill_in_from_the_records(tmp_path, monkeypatch):
     """What the book's remedies-table shows (views.remedy_views) and `python -m skipvae table remedies` prints."""
     from skipvae.report import views

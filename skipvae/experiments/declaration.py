@@ -22,6 +22,7 @@ from typing import Callable
 import yaml
 
 from skipvae.config import LATENT_MODELS, RunConfig
+from skipvae.errors import ConfigError
 from skipvae.sweepfile import expand_sweep
 
 
@@ -52,10 +53,24 @@ def block(name: str, base: dict, *grids: dict) -> Block | None:
     return Block(name, dict(base), kept) if kept else None
 
 
+def force_param(about: str) -> Param:
+    """`force`: redo what a finished result (`about` says which) would otherwise be reused for."""
+    return Param("force", "bool", False, about)
+
+
 # the parameters several experiments share, declared once
-FORCE = Param("force", "bool", False, "retrain even if an identical finished run exists")
-SA_SEEDS = Param("sa_seeds", "seeds", [0], "seeds of SA-VAE and Skip-SA-VAE (SVI makes them about 10x slower to "
-                 "train, so fewer at the cpu profile)")
+FORCE = force_param("retrain even if an identical finished run exists")
+SA_SEEDS = Param("sa_seeds", "optional_seeds", None, "seeds of SA-VAE and Skip-SA-VAE (None: those of `seeds` at "
+                 "the paper profile, the first at the reduced ones, where SVI makes them about 10x slower to train)")
+
+
+def with_sa_seeds(profile: str, p: dict) -> dict:
+    """`p` with sa_seeds None (SA_SEEDS) replaced: every seed of `seeds` at the paper profile, the first at the
+    reduced ones."""
+    if p["sa_seeds"] is not None:
+        return p
+    seeds = list(p["seeds"])
+    return {**p, "sa_seeds": seeds if profile == "paper" else seeds[:1]}
 
 
 def seeds_param(seeds: list, about: str = "seeds per model") -> Param:
@@ -122,6 +137,8 @@ class Experiment:
 
     def default(self, name: str):
         """The declared default of parameter `name` (a copy)."""
+        if name not in self.defaults():
+            raise self._unknown(repr(name))
         return self.defaults()[name]
 
     def defaults(self) -> dict:
@@ -131,11 +148,17 @@ class Experiment:
     def parameters(self, profile: str, params: dict | None = None) -> dict:
         """Every parameter's value at `profile`: `params`, the defaults for the ones not given, then the profile's
         reductions (the smoke profile's one seed, ...)."""
-        unknown = set(params or {}) - set(self.defaults())
-        if unknown:
-            raise ValueError(f"{self.name}: unknown parameters {sorted(unknown)}")
+        for name, value in (params or {}).items():
+            if name not in self.defaults():
+                raise self._unknown(f"{name}={value!r}")
         values = {**self.defaults(), **(params or {})}
         return self.reduce(profile, values) if self.reduce else values
+
+    def _unknown(self, given: str) -> ConfigError:
+        """The error for `given` (a parameter, with its value where there is one) that the experiment does not
+        declare."""
+        return ConfigError(f"unknown parameter {given} of experiment {self.name!r}; valid parameters: "
+                           f"{', '.join(self.defaults()) or 'none'}.")
 
     def blocks(self, profile: str, params: dict | None = None) -> dict[str, Block]:
         """{block name: Block} of the runs at `profile` with `params` (the defaults for the ones not given)."""
@@ -166,7 +189,14 @@ def sweep_spec(exp: Experiment, sweep: Sweep) -> dict:
     """{name, base, grid} of `sweep`: the options every chosen block shares go to `base`, the rest to the grid
     (one mapping per block mapping, an option of a block's own base as a one-value list)."""
     blocks = exp.blocks(sweep.profile, sweep.params)
+    for name in sweep.blocks:
+        if name not in blocks:
+            raise ConfigError(f"sweep {sweep.file}: unknown block {name!r} of experiment {exp.name!r} at profile "
+                              f"{sweep.profile!r}; its blocks there: {', '.join(blocks) or 'none'}.")
     chosen = [blocks[n] for n in sweep.blocks] if sweep.blocks else list(blocks.values())
+    if not chosen:
+        raise ConfigError(f"sweep {sweep.file}: experiment {exp.name!r} has no runs at profile {sweep.profile!r} "
+                          f"with parameters {sweep.params!r}; a sweep needs at least one block.")
     bases = [b.base | {"profile": sweep.profile} for b in chosen]
     shared = {k: v for k, v in bases[0].items() if all(k in b and b[k] == v for b in bases)}
     grids = [_ordered({**{k: [v] for k, v in base.items() if k not in shared}, **g}, sweep.order)

@@ -2,7 +2,7 @@
 with Figure 2 at latent 50 (claims C3, C5, C6)."""
 
 from skipvae.experiments.declaration import (CPU_PAPER_COMMAND, FORCE, SA_SEEDS, Experiment, Param, Sweep, block,
-                                             first_only, seeds_param)
+                                             first_only, seeds_param, with_sa_seeds)
 
 PARAMS = (
     seeds_param([0, 1, 2]),
@@ -28,7 +28,9 @@ def split_sa(models: list) -> tuple[list, list]:
 
 
 def reduce(profile: str, p: dict) -> dict:
-    """The smoke profile only checks that the notebook runs: one seed per model, one MLP depth."""
+    """The SA models' seeds (with_sa_seeds); the smoke profile only checks that the notebook runs: one seed per model,
+    one MLP depth."""
+    p = with_sa_seeds(profile, p)
     return first_only(p, "seeds", "sa_seeds", "mlp_layers") if profile == "smoke" else p
 
 

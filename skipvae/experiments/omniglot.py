@@ -1,6 +1,7 @@
 """Omniglot: the PixelCNN models of Table 2's 9-layer rows (claims C2, C3)."""
 
-from skipvae.experiments.declaration import FORCE, SA_SEEDS, Experiment, Param, Sweep, block, first_only, seeds_param
+from skipvae.experiments.declaration import (FORCE, SA_SEEDS, Experiment, Param, Sweep, block, first_only, seeds_param,
+                                             with_sa_seeds)
 from skipvae.experiments.mnist import split_sa
 
 PARAMS = (
@@ -13,7 +14,9 @@ PARAMS = (
 
 
 def reduce(profile: str, p: dict) -> dict:
-    """The smoke profile only checks that the notebook runs: one seed per model."""
+    """The SA models' seeds (with_sa_seeds); the smoke profile only checks that the notebook runs: one seed per
+    model."""
+    p = with_sa_seeds(profile, p)
     return first_only(p, "seeds", "sa_seeds") if profile == "smoke" else p
 
 

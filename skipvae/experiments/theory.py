@@ -1,6 +1,6 @@
 """Theory: Theorem 1's statement checked in closed form on linear-Gaussian decoders (claim C7). No training runs."""
 
-from skipvae.experiments.declaration import Experiment, Param
+from skipvae.experiments.declaration import Experiment, Param, force_param
 
 PARAMS = (
     Param("seeds", "seeds", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "weight draws per setting of the deep chains"),
@@ -14,9 +14,8 @@ PARAMS = (
           "give exact arithmetic)"),
     Param("aligned_c", "nonneg_float", 1.0, "existence reading, skips c P along the gain P of the plain chain (c of "
           "0 adds none)"),
-    Param("force", "bool", False, "rewrite theory.json even if it holds exactly these settings"),
+    force_param("rewrite theory.json even if it holds exactly these settings"),  # no runs: the study's one file
 )
-
 
 
 def reduce(profile: str, p: dict) -> dict:
