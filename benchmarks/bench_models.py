@@ -410,7 +410,9 @@ def finish(args, peaks: dict, pixel: list, sa_loads: list, others: list, probe, 
             r["x_skipvae_fp32"] = r[unit] / base[unit]
     results = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+                    "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    # other work on the machine (training lanes): the ratios hold, the absolute rates drop
+                    "load_average_1_5_15_min_at_end": list(os.getloadavg())},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "matmul_size": matmul_size, "matmul_gflop_per_s": best, "matmul_gflop_per_s_samples": peaks,
         "workloads": rows,
