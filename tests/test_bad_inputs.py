@@ -177,7 +177,8 @@ ESTIMATES = [  # (argv, words of the estimate): from the record of the fixture, 
      ["1 run(s) at the paper profile: about 2.0 h on one CPU thread by the budget model"]),
     (["train", "--profile", "paper", "--arch", "mlp", "--model", "skip-vae"], ["no estimate", "likely days"]),
     (["sweep", str(REPO / "sweeps" / "paper_table3_mlp.yaml")],
-     ["18 run(s) at the paper profile: about 6.0 h", "(15 run(s) without an estimate not counted)"]),
+     ["18 run(s) at the paper profile: at least 6.0 h on one CPU thread", "of the 3 run(s) with an estimate); no "
+      "estimate for 15 run(s) (15 with no record of their model at any scale)"]),
 ]
 
 
