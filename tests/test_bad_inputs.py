@@ -198,7 +198,7 @@ def test_confirm_long_starts_the_paper_profile_with_its_estimate_on_stderr(tmp_p
 
     started = []
     monkeypatch.setattr(skipvae.train, "train", lambda cfg, *a, **k: started.append(cfg) or {"status": "paused"})
-    monkeypatch.setattr(skipvae.sweep, "run_parallel", lambda todo, *a: started.extend(c for c, _ in todo))
+    monkeypatch.setattr(skipvae.sweep, "run_parallel", lambda todo, *a: started.extend(c for c, _ in todo) or {})
     argv = ["train", "--profile", "paper", "--arch", "mlp", "--seed", "3", "--out", str(tmp_path), "--confirm-long"]
     assert main(argv) == 0
     sweep = ["sweep", str(REPO / "sweeps" / "paper_table3_mlp.yaml"), "--jobs", "2", "--out", str(tmp_path),
