@@ -20,7 +20,9 @@ import torch
 import skipvae.data
 import skipvae.metrics
 import skipvae.records
+import skipvae.sweep
 import skipvae.train
+import synthetic
 from synthetic import load_synthetic
 
 
@@ -42,9 +44,6 @@ def install(point: str) -> None:
         return
     what, n = point.split(":")
     if what == "fail-run":
-        import skipvae.sweep
-        import synthetic
-
         os.environ[synthetic.FAIL_SEED] = n  # read by the spawned workers
         skipvae.sweep._run_local_job = synthetic.run_local_job_failing_on_request
         return
