@@ -256,12 +256,25 @@ def cmd_sweep(args) -> int:
                      threads_per_run=args.threads_per_run, wait=not args.no_wait,
                      before_start=lambda configs: confirm_long_runs(configs, sweep_on_gpu(args.executor, slurm),
                                                                     args.confirm_long))
-    failed = [row for row in rows if row.get("error")]
-    if failed:
-        print(f"skipvae: {len(failed)} of {len(rows)} runs failed (above); fix the cause and run the same command "
-              f"again: the finished runs are skipped, the others resume from their last.pt.", file=sys.stderr)
+    summary = unfinished_summary(rows)
+    if summary:
+        print(f"skipvae: {summary}", file=sys.stderr)
         return 1
     return 0
+
+
+def unfinished_summary(rows: list[dict]) -> str | None:
+    """One line naming a sweep's failed runs (and where each one's error is) and its paused runs (and their epoch),
+    and how to go on; None when there are none (the rows of run_sweep)."""
+    failed = [f"{r['run']}" + (f" ({r['log']})" if r.get("log") else "") for r in rows if r.get("error")]
+    paused = [f"{r['run']} (at epoch {r['paused_at']})" for r in rows if r.get("paused_at") is not None]
+    parts = [f"{len(names)} of {len(rows)} runs {state}: {', '.join(names)}"
+             for names, state in ((failed, "failed"), (paused, "paused")) if names]
+    if not parts:
+        return None
+    fix = "fix the cause and run" if failed else "run"
+    return (f"{'; '.join(parts)}; {fix} the same command again: the finished runs are skipped, the others resume "
+            f"from their last.pt.")
 
 
 def sweep_on_gpu(executor: str, slurm: dict) -> bool:

@@ -28,7 +28,7 @@ class Case(NamedTuple):
 AREAS = ("wrong results and stray writes", "damaged files and resources", "bad inputs", "signals and processes",
          "sweeps on a cluster", "small ones")
 
-R, B, S = "test_reliability.py", "test_bad_inputs.py", "test_sweep.py"
+R, B, S, F = "test_reliability.py", "test_bad_inputs.py", "test_sweep.py", "test_faults.py"
 CASES = [
     Case(AREAS[0], "any checkpoint written", "carries its run's key and name",
          f"{R}::test_every_checkpoint_names_its_run"),
@@ -98,8 +98,16 @@ CASES = [
          f"{S}::test_a_failed_job_is_one_line", "FAILURES"),
     Case(AREAS[4], "--executor slurm on a machine without Slurm", "refused in one line",
          f"{S}::test_slurm_where_there_is_none_is_one_line"),
-    Case(AREAS[4], "a sweep with a failed run", "exit 1, saying how to resume",
-         f"{S}::test_a_sweep_with_a_failed_run_exits_1_saying_how_to_resume"),
+    Case(AREAS[4], "a sweep with failed or paused runs", "exit 1, one line naming each (where its error is, the "
+                                                         "epoch it paused at), saying how to resume",
+         f"{S}::test_a_sweep_with_failed_or_paused_runs_exits_1_naming_them_and_saying_how_to_resume", "SUMMARIES"),
+    Case(AREAS[4], "the jobs of a job array ending finished, paused at their budget without a requeue, failed, "
+                   "without a result", "each reported as what it is (paused at its epoch, not finished)",
+         f"{S}::test_the_driver_reports_each_job_as_finished_paused_at_its_epoch_or_failed"),
+    Case(AREAS[4], "a run failing in a parallel sweep (--jobs 2)",
+         "reported in one line when it fails, its traceback in its run folder; the others train; exit 1 naming it; "
+         "a rerun trains it alone", f"{F}::test_a_failed_run_of_a_parallel_sweep_is_reported_at_once_and_the_others_"
+                                     f"train"),
     Case(AREAS[4], "--profile paper on a machine without a GPU (train, sweep)",
          "the budget model's estimate, and exit 2 in one line unless --confirm-long",
          f"{B}::test_the_paper_profile_without_a_gpu_needs_confirmation", "PAPER_CASES"),

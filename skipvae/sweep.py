@@ -5,7 +5,9 @@ configs before anything runs).
 
 `--jobs N` (local executor) trains N runs at once on this machine, each in its own process with its share of
 the CPU threads (`threads_per_run`, default cpu_count // N) or, on a GPU, sharing the one device. A run's
-numbers do not depend on N: each run is seeded by its config alone, and its thread count is set explicitly.
+numbers do not depend on N: each run is seeded by its config alone, and its thread count is set explicitly. Each
+run is reported as it finishes or fails (one line; its traceback in its run folder, ERROR_LOG) while the others
+go on.
 
 Every run trains in *pieces*: a piece stops cleanly at an epoch boundary before `time_budget_s` and the next
 piece resumes from the checkpoint, so long trainings fit short job slots. Because a resumed run ends exactly
@@ -16,9 +18,10 @@ piece has no limit unless one is given.
 `--slurm timeout_min=...`, else its partition's limit (sinfo), else DEFAULT_JOB_MINUTES; its piece stops at an
 epoch boundary a margin before it (job_margin_s). A piece that stops there, or a job that reaches its time limit
 (Slurm's warning signal), is requeued by submitit's checkpointing (PieceJob.checkpoint) and resumes the run from its
-own last.pt, so no driver needs to stay alive. The driver waits and reports each run as it finishes or fails (one
-line with the error) while the others go on; a rerun skips the finished runs, leaves alone those whose job is
-still queued or running (_submitit/jobs.json) and resubmits the others, each resuming from its last.pt.
+own last.pt, so no driver needs to stay alive. The driver waits and reports each run as it finishes, pauses (a job
+that ended at its budget without being requeued) or fails (one line with the error and where its log is) while the
+others go on; a rerun skips the finished runs, leaves alone those whose job is still queued or running
+(_submitit/jobs.json) and resubmits the others, each resuming from its last.pt.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ DEFAULT_JOB_MINUTES = 240  # a job's time limit when neither --slurm timeout_min
 SIGNAL_DELAY_S = 120  # Slurm warns a job (submitit's USR2) this long before its time limit
 MAX_REQUEUES = 1000  # of one job (submitit's max_num_timeout): each piece trains an epoch at least
 JOBS = "jobs.json"  # {run name: job id} of the last submission, in the sweep's _submitit folder
+ERROR_LOG = "error.log"  # a failed run's traceback in its run folder (local --jobs); removed once the run finishes
 ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
                  "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
 
@@ -132,9 +136,11 @@ def _init_worker(threads: int, parent: int) -> None:
 
 
 def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run: int | None, time_budget_s,
-                 data_dir, max_epochs) -> None:
+                 data_dir, max_epochs) -> dict[str, dict]:
     """Train the runs of `todo`, `jobs` at a time, each in a fresh process (spawned: no state shared with this
-    one) with `threads_per_run` CPU threads (default: cpu_count // jobs, at least 1).
+    one) with `threads_per_run` CPU threads (default: cpu_count // jobs, at least 1), reporting each run as it
+    finishes or fails (run_failed) while the others go on; {run name: {'error': line, 'log': path}} of the runs
+    that failed.
 
     SIGINT or SIGTERM to the driver: runs not started are dropped, the running ones are told (SIGTERM) to stop at
     the end of their epoch, and Interrupted says how to resume. Workers stop when the driver dies (_init_worker)."""
@@ -150,21 +156,26 @@ def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run:
     with stop_requests() as stop, ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
             initargs=(threads, os.getpid())) as pool:
-        pending = {pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs)
-                   for cfg, d in todo}
-        told = False
+        runs = {pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs): d
+                for cfg, d in todo}
+        pending, failed, told = set(runs), {}, False
         while pending:
             done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             for future in done:
                 if future.cancelled():
                     continue
+                run_dir = runs[future]
                 try:
-                    run_dir, pieces = future.result()  # re-raises a run's error
+                    _, pieces = future.result()  # re-raises a run's error
                 except (Interrupted, BrokenProcessPool):
                     if stop["signal"] is None:
                         raise
                     continue
-                print(f"finished {Path(run_dir).name} in {pieces} piece(s)")
+                except Exception as err:  # noqa: BLE001  the run's own failure: reported, the others go on
+                    failed[run_dir.name] = run_failed(run_dir, err)
+                    continue
+                (run_dir / ERROR_LOG).unlink(missing_ok=True)  # of an earlier failure of the run
+                print(f"finished {run_dir.name} in {pieces} piece(s)")
             if stop["signal"] is not None and not told:
                 told = True
                 for future in pending:
@@ -175,6 +186,24 @@ def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run:
         if stop["signal"] is not None:
             raise Interrupted(f"sweep stopped by {signal.Signals(stop['signal']).name}: each running run stopped at "
                               f"the end of an epoch; run the same command again to resume.", stop["signal"])
+    return failed
+
+
+def error_line(err: BaseException) -> str:
+    """An exception in one line: 'TrainingError: non-finite loss at epoch 3'."""
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+def run_failed(run_dir: Path, err: BaseException) -> dict:
+    """A run of a local --jobs sweep that raised: its traceback (the worker's, which the pool passes on) written to
+    run_dir/ERROR_LOG, one line on stderr; returns {'error': line, 'log': its path}."""
+    import traceback
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / ERROR_LOG
+    log.write_text("".join(traceback.format_exception(err)))
+    print(f"failed {run_dir.name}: {error_line(err)}; its traceback: {log}", file=sys.stderr)
+    return {"error": error_line(err), "log": str(log)}
 
 
 class PieceJob(submitit.helpers.Checkpointable):
@@ -337,22 +366,27 @@ def failure_line(text: str) -> str:
     return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+(?::|$))", "", last)
 
 
-def job_error(job) -> str | None:
-    """None when a done job returned, else one line saying why it did not."""
+def job_outcome(job) -> dict:
+    """The state of a done job's run: {'state': 'finished'}, {'state': 'paused', 'epoch': k} (its last piece stopped
+    at its budget and the job was not requeued) or {'state': 'failed', 'error': one line, 'log': the job's log}."""
     try:
-        job.result()
+        out = job.result()
     except submitit.core.utils.FailedJobError as err:
-        return failure_line(str(err))
+        return {"state": "failed", "error": failure_line(str(err)), "log": str(job.paths.stderr)}
     except submitit.core.utils.UncompletedJobError:
-        return f"job {job.job_id} ended without a result (state {job.state}); its log: {job.paths.stderr}"
-    return None
+        return {"state": "failed", "error": f"job {job.job_id} ended without a result (state {job.state})",
+                "log": str(job.paths.stderr)}
+    if out["status"] == "paused":
+        return {"state": "paused", "epoch": out["epochs_completed"]}
+    return {"state": "finished"}
 
 
 def submit_runs(kind: str, todo: list[tuple[RunConfig, Path]], root: Path, time_budget_s, data_dir, max_epochs,
                 slurm, poll_s: float, wait: bool) -> dict[str, dict]:
     """Submit the runs of `todo` whose job (of an earlier driver) is not still active as one job array, and wait
-    for them (unless not `wait`), reporting each as it finishes or fails; {run name: {'job': id, 'error': line}}
-    of the runs not finished here (error: None while still running)."""
+    for them (unless not `wait`), reporting each as it finishes, pauses or fails; {run name: {'job': id, 'error':
+    line, 'log': path, 'paused_at': epoch}} of the runs not finished here (error and paused_at None while still
+    running)."""
     folder = root / "_submitit"
     piece_s, timeout_min, source = job_plan(kind, time_budget_s, slurm)
     known = read_json(folder / JOBS) if (folder / JOBS).is_file() else {}
@@ -367,6 +401,7 @@ def submit_runs(kind: str, todo: list[tuple[RunConfig, Path]], root: Path, time_
     jobs = ex.map_array(PieceJob(run_piece), [cfg.to_dict() for cfg, _ in todo], [str(d) for _, d in todo],
                         [piece_s] * len(todo), [data_dir] * len(todo), [max_epochs] * len(todo))
     pending = {d.name: job for (_, d), job in zip(todo, jobs)}
+    epochs = {d.name: cfg.epochs for cfg, d in todo}
     atomic_write_json(folder / JOBS, {**known, **{name: job.job_id for name, job in pending.items()}})
     print(f"submitted {len(jobs)} run(s) as a job array ({kind}): jobs of {timeout_min:g} min ({source}), pieces "
           f"of {piece_s / 60:.0f} min; a piece that stops at its budget or reaches the time limit is requeued")
@@ -379,12 +414,16 @@ def submit_runs(kind: str, todo: list[tuple[RunConfig, Path]], root: Path, time_
                 if not job.done():
                     continue
                 del pending[name]
-                error = job_error(job)
-                if error is None:
+                outcome = job_outcome(job)
+                if outcome["state"] == "finished":
                     print(f"finished {name}")
+                elif outcome["state"] == "paused":
+                    left[name] = {"job": job.job_id, "error": None, "paused_at": outcome["epoch"]}
+                    print(f"paused {name} at epoch {outcome['epoch']} of {epochs[name]}: its job ended without "
+                          f"being requeued", file=sys.stderr)
                 else:
-                    left[name] = {"job": job.job_id, "error": error}
-                    print(f"failed {name}: {error}", file=sys.stderr)
+                    left[name] = {"job": job.job_id, "error": outcome["error"], "log": outcome["log"]}
+                    print(f"failed {name}: {outcome['error']}; its log: {outcome['log']}", file=sys.stderr)
     except KeyboardInterrupt:
         from skipvae.errors import Interrupted
 
@@ -397,8 +436,7 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
               dry_run: bool = False, time_budget_s: float | None = None, slurm: dict | None = None,
               max_epochs: int | None = None, poll_s: float = 5.0, jobs: int = 1,
               threads_per_run: int | None = None, wait: bool = True, before_start=None) -> list[dict]:
-    """Run every unfinished run of a sweep; returns a status row per run ({'run', 'finished'}, and 'error' for a
-    run whose job failed, 'job' for one whose job is still queued or running).
+    """Run every unfinished run of a sweep; returns a status row per run (status_row).
 
     local: pieces one after another in this process (no limit to a piece unless `time_budget_s`), or with
     jobs > 1 `jobs` runs at once (run_parallel). submitit-local / slurm: a job array that requeues itself
@@ -422,7 +460,7 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
     if dry_run or not todo:
         pass
     elif executor == "local" and jobs > 1:
-        run_parallel(todo, jobs, threads_per_run, time_budget_s, data_dir, max_epochs)
+        left = run_parallel(todo, jobs, threads_per_run, time_budget_s, data_dir, max_epochs)
     elif executor == "local":
         if threads_per_run is not None:  # one run at a time in this process, on exactly this many threads
             _set_threads(threads_per_run)
@@ -435,8 +473,11 @@ def run_sweep(path: str | Path, executor: str = "local", out: str | Path = "runs
 
 
 def status_row(cfg: RunConfig, run_dir: Path, left: dict | None) -> dict:
-    """A run's row: its name, whether it is finished, and its job's error or id while it is not."""
+    """A run's row: {'run', 'finished'}, and while it is not finished: 'error' and 'log' (where its error is) for a
+    run that failed, 'paused_at' (an epoch) for one whose job ended paused, else 'job' for one whose job is still
+    queued or running."""
     row = {"run": run_dir.name, "finished": is_finished(cfg, run_dir)}
     if left and not row["finished"]:
-        row.update({"error": left["error"]} if left["error"] else {"job": left["job"]})
+        state = {k: left[k] for k in ("error", "log", "paused_at") if left.get(k) is not None}
+        row.update(state or {"job": left["job"]})
     return row

@@ -7,6 +7,8 @@ POINT (how many times the moment passes before the kill, e.g. `validate:2`):
     rotate:N      at the N-th checkpoint rotation, after last.pt became last.prev.pt and before the new last.pt
     evaluate:N    at the N-th test evaluation (a kill during the final evaluation)
     record:N      while the N-th JSON record is written, half of it on disk (a kill during a record write)
+    fail-run:S    no kill: the `sweep --jobs N` run of seed S raises TrainingError (a run that fails while the others
+                  train: synthetic.run_local_job_failing_on_request)
 """
 
 import os
@@ -18,7 +20,9 @@ import torch
 import skipvae.data
 import skipvae.metrics
 import skipvae.records
+import skipvae.sweep
 import skipvae.train
+import synthetic
 from synthetic import load_synthetic
 
 
@@ -39,6 +43,10 @@ def install(point: str) -> None:
     if point == "none":
         return
     what, n = point.split(":")
+    if what == "fail-run":
+        os.environ[synthetic.FAIL_SEED] = n  # read by the spawned workers
+        skipvae.sweep._run_local_job = synthetic.run_local_job_failing_on_request
+        return
     n = int(n)
     if what == "validate":
         real = skipvae.train.validate

@@ -91,6 +91,16 @@ def run_local_job_on_synthetic_data(*args, **kwargs):
     return skipvae.sweep._run_local_job(*args, **kwargs)
 
 
+def run_local_job_failing_on_request(cfg_dict, *args, **kwargs):
+    """run_local_job_on_synthetic_data, except that the run whose seed is $SKIPVAE_TEST_FAIL_SEED fails
+    (TrainingError) before it trains (the body of a `--jobs N` worker, in a spawned process)."""
+    from skipvae.errors import TrainingError
+
+    if str(cfg_dict["seed"]) == os.environ.get(FAIL_SEED):
+        raise TrainingError(f"injected failure of seed {cfg_dict['seed']} (tests)")
+    return run_local_job_on_synthetic_data(cfg_dict, *args, **kwargs)
+
+
 if __name__ == "__main__":
     from skipvae.cli import main
 

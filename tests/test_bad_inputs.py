@@ -177,7 +177,8 @@ ESTIMATES = [  # (argv, words of the estimate): from the record of the fixture, 
      ["1 run(s) at the paper profile: about 2.0 h on one CPU thread by the budget model"]),
     (["train", "--profile", "paper", "--arch", "mlp", "--model", "skip-vae"], ["no estimate", "likely days"]),
     (["sweep", str(REPO / "sweeps" / "paper_table3_mlp.yaml")],
-     ["18 run(s) at the paper profile: about 6.0 h", "(15 run(s) without an estimate not counted)"]),
+     ["18 run(s) at the paper profile: at least 6.0 h on one CPU thread", "of the 3 run(s) with an estimate); no "
+      "estimate for 15 run(s) (15 with no record of their model at any scale)"]),
 ]
 
 
@@ -197,7 +198,7 @@ def test_confirm_long_starts_the_paper_profile_with_its_estimate_on_stderr(tmp_p
 
     started = []
     monkeypatch.setattr(skipvae.train, "train", lambda cfg, *a, **k: started.append(cfg) or {"status": "paused"})
-    monkeypatch.setattr(skipvae.sweep, "run_parallel", lambda todo, *a: started.extend(c for c, _ in todo))
+    monkeypatch.setattr(skipvae.sweep, "run_parallel", lambda todo, *a: started.extend(c for c, _ in todo) or {})
     argv = ["train", "--profile", "paper", "--arch", "mlp", "--seed", "3", "--out", str(tmp_path), "--confirm-long"]
     assert main(argv) == 0
     sweep = ["sweep", str(REPO / "sweeps" / "paper_table3_mlp.yaml"), "--jobs", "2", "--out", str(tmp_path),

@@ -154,24 +154,100 @@ def test_runs_still_training_are_projected_from_their_median_epoch_and_count_as_
     assert caption.startswith("T (") and shown.iloc[-1]["what"] == "total" and shown.iloc[-1]["training"] == "1"
 
 
+def measured(results, cfg, examples_per_s, nll_s=None, name=None):
+    """A finished record of `cfg` whose epoch ran at `examples_per_s` and whose test IW-NLL took `nll_s` seconds over
+    its n_eval_nll examples x iw_samples (no timing of it when None)."""
+    metrics = {"nll_examples": cfg.n_eval_nll, "iw_samples": cfg.iw_samples}
+    if nll_s is not None:
+        metrics["timing"] = {"nll": nll_s, "total": nll_s + 1}
+    record = RunRecord(status="finished", name=cfg.run_name(), config=cfg.to_dict(), metrics=metrics,
+                       wall_time_s=99.0, history=[{"epoch": 1, "time_s": 20.0, "examples_per_s": examples_per_s}])
+    path = results / "mnist" / "runs" / f"{name or cfg.run_name()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record.to_dict()))
+    return record.to_dict()
+
+
 def test_a_paper_run_is_estimated_from_its_model_at_another_scale(tmp_path, monkeypatch):
     """check_long_runs' estimate of a run no record has the shape of: its model's seconds per training example at
-    the cpu profile (10k images, 500 a second) times its own examples (the whole 50k split) and epochs (100)."""
+    the cpu profile (fp32 like the paper's; 10k images, 500 a second) times its own examples (the whole 50k split)
+    and epochs (100), plus its IW-NLL: 2 s for 500 examples x 50 samples at the cpu profile, 8e-5 s a sample, times
+    the paper's 10k test examples x 500 samples (400 s)."""
     monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
-    cpu = make_config("mnist", "vae", "cpu", arch="pixelcnn")
-    record = RunRecord(status="finished", name=cpu.run_name(), config=cpu.to_dict(), metrics={}, wall_time_s=99.0,
-                       history=[{"epoch": 1, "time_s": 20.0, "examples_per_s": 500.0}]).to_dict()
+    cpu = make_config("mnist", "vae", "cpu", arch="pixelcnn", amp=False)
+    record = measured(tmp_path / "results", cpu, 500.0, nll_s=2.0)
     record["config"].pop("objective")  # an older record, written before the field existed (full_config)
-    (tmp_path / "results" / "mnist" / "runs").mkdir(parents=True)
-    (tmp_path / "results" / "mnist" / "runs" / "r.json").write_text(json.dumps(record))
+    (tmp_path / "results" / "mnist" / "runs" / f"{cpu.run_name()}.json").write_text(json.dumps(record))
     paper = make_config("mnist", "vae", "paper", arch="pixelcnn")
-    assert budget.run_minutes_estimates([paper]) == [pytest.approx(100 * 50000 / 500 / 60)]
-    assert budget.run_minutes_estimates([make_config("yahoo", "vae", "paper")]) == [None]
-    with pytest.raises(ConfigError, match=r"about 2.8 h on one CPU thread by the budget model; give --confirm-long"):
+    assert budget.run_minutes_estimates([paper]) == [(pytest.approx((100 * 50000 / 500 + 400) / 60), None)]
+    with pytest.raises(ConfigError, match=r": about 2.9 h on one CPU thread by the budget model \(training and the "
+                                          r"final IW-NLL\); give --confirm-long"):
         budget.check_long_runs([paper], on_gpu=False, confirmed=False)
     assert budget.check_long_runs([paper], on_gpu=True, confirmed=False) is None
     assert budget.check_long_runs([cpu], on_gpu=False, confirmed=False) is None
     assert budget.check_long_runs([paper], on_gpu=False, confirmed=True).endswith("starting (--confirm-long)")
+
+
+def test_a_run_is_priced_only_by_measured_runs_of_its_precision_and_step(tmp_path, monkeypatch):
+    """The cpu PixelCNN trains in bf16, the paper's in fp32: a bf16 rate does not price an fp32 run (the estimate
+    says why), nor an eager step a compiled one; an fp32 record does, at its own rate."""
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    results = tmp_path / "results"
+    measured(results, make_config("mnist", "vae", "cpu", arch="pixelcnn"), 5000.0, nll_s=2.0)  # amp: bf16
+    paper = make_config("mnist", "vae", "paper", arch="pixelcnn")
+    paper_bf16 = make_config("mnist", "vae", "paper", arch="pixelcnn", amp=True)
+    nll = 10000 * 500 * 2.0 / (500 * 50) / 60  # the IW-NLL runs in fp32 whatever the training precision
+    assert budget.run_minutes_estimates([paper, paper_bf16]) == [
+        (None, "whose model was measured only in bf16 eager, never in fp32 eager"),
+        (pytest.approx(100 * 50000 / 5000 / 60 + nll), None)]
+    measured(results, make_config("mnist", "vae", "cpu", arch="pixelcnn", amp=False), 500.0, nll_s=2.0)
+    assert budget.run_minutes_estimates([paper]) == [(pytest.approx(100 * 50000 / 500 / 60 + nll), None)]
+    measured(results, make_config("mnist", "vae", "cpu", arch="mlp"), 500.0, nll_s=2.0)  # an eager step
+    compiled = make_config("mnist", "vae", "paper", arch="mlp")
+    assert compiled.compile_step and budget.run_minutes_estimates([compiled]) == [
+        (None, "whose model was measured only in fp32 eager, never in fp32 compiled")]
+
+
+def test_an_estimate_of_training_alone_gets_the_final_iw_nll_added(tmp_path, monkeypatch):
+    """A paper run still training: its projection (training only) plus its IW-NLL; a run whose config has finished
+    on another seed: that wall time, which holds its evaluation; a model no record timed the IW-NLL of: no
+    estimate, saying so."""
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    results = tmp_path / "results"
+    measured(results, make_config("mnist", "vae", "cpu", arch="pixelcnn", amp=False), 500.0, nll_s=2.0)
+    paper = lambda seed: make_config("mnist", "vae", "paper", arch="pixelcnn", seed=seed)  # noqa: E731
+    partial(results, "mnist", paper(0), [60, 60])  # 100 epochs of 60 s: 100 min
+    nll = 10000 * 500 * 2.0 / (500 * 50) / 60
+    assert budget.run_minutes_estimates([paper(0)]) == [(pytest.approx(100 + nll), None)]
+    finished(results, "mnist", paper(1), 7200)
+    assert budget.run_minutes_estimates([paper(2)]) == [(pytest.approx(120), None)]
+    untimed = make_config("mnist", "skip-vae", "cpu", arch="pixelcnn", amp=False)
+    measured(results, untimed, 500.0, nll_s=None)
+    assert budget.run_minutes_estimates([make_config("mnist", "skip-vae", "paper", arch="pixelcnn")]) == [
+        (None, "whose model's IW-NLL no record measured")]
+
+
+def test_the_iw_nll_samples_of_a_run():
+    """Its IW-NLL examples (n_eval_nll, else the whole test split) times K, 1 for a model without a latent."""
+    assert budget.nll_samples(make_config("mnist", "vae", "paper", arch="pixelcnn").to_dict()) == 10000 * 500
+    assert budget.nll_samples(make_config("mnist", "vae", "cpu", arch="pixelcnn").to_dict()) == 500 * 50
+    assert budget.nll_samples(make_config("yahoo", "lm", "paper").to_dict()) == 10000
+
+
+def test_the_estimate_says_how_many_runs_have_none_and_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    measured(tmp_path / "results", make_config("mnist", "vae", "cpu", arch="pixelcnn", amp=False), 500.0, nll_s=2.0)
+    priced = make_config("mnist", "vae", "paper", arch="pixelcnn")
+    unknown = [make_config("yahoo", "vae", "paper", seed=s) for s in (0, 1)]
+    other_step = make_config("mnist", "vae", "paper", arch="pixelcnn", amp=True)
+    assert budget.long_run_estimate([priced, *unknown, other_step]) == (
+        "4 run(s) at the paper profile: at least 2.9 h on one CPU thread by the budget model (training and the "
+        "final IW-NLL of the 1 run(s) with an estimate); no estimate for 3 run(s) (1 whose model was measured only "
+        "in fp32 eager, never in bf16 eager; 2 with no record of their model at any scale)")
+    assert budget.long_run_estimate(unknown) == ("2 run(s) at the paper profile: no estimate for any (2 with no "
+                                                 "record of their model at any scale), likely days on a CPU")
+    with pytest.raises(ConfigError, match=r"no estimate for 2 run\(s\) .*; give --confirm-long"):
+        budget.check_long_runs([priced, *unknown], on_gpu=False, confirmed=False)
 
 
 def test_the_training_of_runs_lost_before_they_finished_counts_as_spent_and_lost(tmp_path, monkeypatch):

@@ -158,3 +158,43 @@ def test_best_checkpoint_lost_after_training_is_rebuilt_or_reported(tmp_path, re
         assert numbers(finished(tmp_path)) == reference
     else:
         assert_clear_error(proc, "best.pt", "held the best model", "delete")
+
+
+def sweep_cli(tmp_path: Path, point: str = "none") -> subprocess.CompletedProcess:
+    """`sweep --jobs 2` of three smoke runs (seeds 0-2) on synthetic data, run as fault_runner.py `point`; stdout
+    and stderr in one stream, unbuffered, so its lines are in the order the driver wrote them."""
+    import yaml
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "grid": {"seed": [0, 1, 2]}, "base": {
+        "dataset": "mnist", "arch": "mlp", "profile": "smoke", "n_train": 50, "n_valid": 25, "n_test": 25,
+        "epochs": 1}}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]), "OMP_NUM_THREADS": "1",
+           "PYTHONUNBUFFERED": "1"}
+    args = ["sweep", str(path), "--jobs", "2", "--threads-per-run", "1", "--out", str(tmp_path / "runs")]
+    return subprocess.run([sys.executable, str(HERE / "fault_runner.py"), point, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env, timeout=300)
+
+
+def test_a_failed_run_of_a_parallel_sweep_is_reported_at_once_and_the_others_train(tmp_path):
+    """--jobs 2, seed 1's run fails before it trains: its failure is reported when it happens (before seed 2, which
+    waited for a free worker, finishes), seeds 0 and 2 finish, and the sweep ends with one line naming the failed
+    run and its traceback's file, exit 1; the same command again trains seed 1 alone and removes that file."""
+    from skipvae.sweep import ERROR_LOG, load_sweep
+
+    proc = sweep_cli(tmp_path, "fail-run:1")
+    names = [cfg.run_name() for cfg in load_sweep(tmp_path / "s.yaml").configs]
+    log = tmp_path / "runs" / "t" / names[1] / ERROR_LOG
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 1, proc.stdout
+    failed = lines.index(f"failed {names[1]}: TrainingError: injected failure of seed 1 (tests); its traceback: {log}")
+    assert failed < lines.index(f"finished {names[2]} in 1 piece(s)") and f"finished {names[0]} in 1 piece(s)" in lines
+    assert lines[-1] == (f"skipvae: 1 of 3 runs failed: {names[1]} ({log}); fix the cause and run the same command "
+                         f"again: the finished runs are skipped, the others resume from their last.pt.")
+    assert "Traceback" in log.read_text() and "TrainingError: injected failure of seed 1" in log.read_text()
+    assert [(tmp_path / "runs" / "t" / n / "record.json").is_file() for n in names] == [True, False, True]
+
+    proc = sweep_cli(tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert "3 runs, 2 finished, 1 to run" in proc.stdout and f"finished {names[1]} in 1 piece(s)" in proc.stdout
+    assert not log.exists() and (tmp_path / "runs" / "t" / names[1] / "record.json").is_file()

@@ -106,10 +106,12 @@ def test_a_job_array_requeues_its_pieces_reports_a_failure_and_a_rerun_resumes(t
     out, err = capsys.readouterr()
     assert [r["finished"] for r in rows] == [True, False, True]
     assert rows[1]["error"] == "TrainingError: injected failure of seed 1 (tests)", rows
-    assert f"failed {names[1]}: TrainingError: injected failure of seed 1 (tests)\n" in err
+    jobs = json.loads((tmp_path / "runs" / "t" / "_submitit" / JOBS).read_text())
+    log = tmp_path / "runs" / "t" / "_submitit" / f"{jobs[names[1]]}_0_log.err"
+    assert f"failed {names[1]}: TrainingError: injected failure of seed 1 (tests); its log: {log}\n" in err
+    assert rows[1]["log"] == str(log) and "injected failure of seed 1" in log.read_text()
     assert f"finished {names[0]}" in out and f"finished {names[2]}" in out
     assert "submitted 3 run(s) as a job array" in out
-    jobs = json.loads((tmp_path / "runs" / "t" / "_submitit" / JOBS).read_text())
     for name in names:  # every job was requeued once, by submitit, when its first piece stopped
         log = (tmp_path / "runs" / "t" / "_submitit" / f"{jobs[name]}_0_log.err").read_text()
         assert log.count("Caught signal SIGUSR2") == 1 and log.count(" epoch 1/2:") == 1, log[-2000:]
@@ -283,15 +285,83 @@ def test_a_rerun_leaves_alone_the_runs_whose_job_is_still_active(tmp_path, monke
     assert capsys.readouterr().out.count("still queued or running as job 77_") == 2
 
 
-def test_a_sweep_with_a_failed_run_exits_1_saying_how_to_resume(tmp_path, monkeypatch, capsys):
+SUMMARIES = [  # the rows of run_sweep -> the CLI's last line (None: exit 0)
+    ([{"run": "a", "finished": True}, {"run": "b", "finished": False, "error": "TrainingError: x"}],
+     "1 of 2 runs failed: b; fix the cause and run the same command again: the finished runs are skipped, the "
+     "others resume from their last.pt."),
+    ([{"run": "a", "finished": False, "error": "E: x", "log": "runs/t/a/error.log"},
+      {"run": "b", "finished": False, "error": "E: y", "log": "runs/t/_submitit/7_1_log.err"},
+      {"run": "c", "finished": False, "paused_at": 3}, {"run": "d", "finished": False, "job": "7_3"}],
+     "2 of 4 runs failed: a (runs/t/a/error.log), b (runs/t/_submitit/7_1_log.err); 1 of 4 runs paused: c (at "
+     "epoch 3); fix the cause and run the same command again: the finished runs are skipped, the others resume "
+     "from their last.pt."),
+    ([{"run": "a", "finished": True}, {"run": "c", "finished": False, "paused_at": 0}],
+     "1 of 2 runs paused: c (at epoch 0); run the same command again: the finished runs are skipped, the others "
+     "resume from their last.pt."),
+    ([{"run": "a", "finished": True}, {"run": "d", "finished": False, "job": "7_3"}], None),
+]
+
+
+@pytest.mark.parametrize("rows,line", SUMMARIES, ids=["failed", "failed and paused", "paused", "still running"])
+def test_a_sweep_with_failed_or_paused_runs_exits_1_naming_them_and_saying_how_to_resume(rows, line, tmp_path,
+                                                                                         monkeypatch, capsys):
     import skipvae.sweep
     from skipvae.cli import main
 
-    rows = [{"run": "a", "finished": True}, {"run": "b", "finished": False, "error": "TrainingError: x"}]
     monkeypatch.setattr(skipvae.sweep, "run_sweep", lambda *a, **k: rows)
-    assert main(["sweep", "s.yaml", "--executor", "slurm", "--out", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert "1 of 2 runs failed" in err and "run the same command again" in err and err.count("\n") == 1
+    code = main(["sweep", "s.yaml", "--executor", "slurm", "--out", str(tmp_path)])
+    assert (code, capsys.readouterr().err) == ((1, f"skipvae: {line}\n") if line else (0, ""))
+
+
+class FakeJob:
+    """A done job of a submitit array: `result()` returns `out`, or raises `error`."""
+
+    def __init__(self, job_id, out=None, error=None):
+        self.job_id, self.out, self.error, self.state = job_id, out, error, "COMPLETED"
+        self.paths = type("Paths", (), {"stderr": Path(f"_submitit/{job_id}_log.err")})()
+
+    def done(self):
+        return True
+
+    def result(self):
+        if self.error:
+            raise self.error
+        return self.out
+
+
+def test_the_driver_reports_each_job_as_finished_paused_at_its_epoch_or_failed(tmp_path, monkeypatch, capsys):
+    """A job whose last piece stopped at its budget without being requeued (run_piece: 'paused') is paused at its
+    epoch, not finished; a failed job is one line with its log; a job that left no result has failed too."""
+    import submitit
+
+    import skipvae.sweep
+
+    failure = ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback:\n"
+               "skipvae.errors.TrainingError: boom\n----------------------\n")
+    outcomes = [dict(out={"status": "finished", "epochs_completed": 2}), dict(out={"status": "paused",
+                "epochs_completed": 1}), dict(error=submitit.core.utils.FailedJobError(failure)),
+                dict(error=submitit.core.utils.UncompletedJobError("no output"))]
+
+    class Executor:
+        def map_array(self, fn, *args):
+            return [FakeJob(f"7_{i}", **o) for i, o in enumerate(outcomes)]
+
+    monkeypatch.setattr(skipvae.sweep, "sinfo_limits", lambda partition: [])
+    monkeypatch.setattr(skipvae.sweep, "make_executor", lambda *a: Executor())
+    path = write(tmp_path, dict(SMOKE, grid={"seed": [0, 1, 2, 3]}))
+    names = [cfg.run_name() for cfg in load_sweep(path).configs]
+    rows = run_sweep(path, executor="slurm", out=tmp_path / "runs", poll_s=0)
+    out, err = capsys.readouterr()
+    assert f"finished {names[0]}\n" in out and names[1] not in out
+    assert err.splitlines() == [
+        f"paused {names[1]} at epoch 1 of 2: its job ended without being requeued",
+        f"failed {names[2]}: TrainingError: boom; its log: _submitit/7_2_log.err",
+        f"failed {names[3]}: job 7_3 ended without a result (state COMPLETED); its log: _submitit/7_3_log.err"]
+    assert rows[1:] == [{"run": names[1], "finished": False, "paused_at": 1},
+                        {"run": names[2], "finished": False, "error": "TrainingError: boom",
+                         "log": "_submitit/7_2_log.err"},
+                        {"run": names[3], "finished": False, "error": "job 7_3 ended without a result (state "
+                                                                      "COMPLETED)", "log": "_submitit/7_3_log.err"}]
 
 
 def test_slurm_where_there_is_none_is_one_line(tmp_path, monkeypatch):

@@ -19,13 +19,17 @@ checkpoints were lost before they finished (their last partial records, kept und
 A row may say why it is not run (`not_run:` in the plan): it is still sized, and left out of the total.
 
 A single run or sweep at the paper profile on a machine without a GPU is refused unless confirmed
-(check_long_runs): its estimate is the one above (without a row), else its model's cost per training example at
-another scale times its examples and epochs (scaled_minutes).
+(check_long_runs): a run's estimate is the one above (without a row), else its model's cost per training example
+at another scale, measured at its own precision and step (amp, compile_step), times its examples and epochs
+(scaled_minutes); an estimate of its training alone gets its final IW-NLL added, priced by its model's seconds per
+importance sample at another scale (nll_minutes). A run that no record prices has no estimate, and the estimate
+says how many such runs there are, and why.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -91,9 +95,8 @@ def cost_shape(config: dict) -> str:
 def minutes_by_shape(root: str | Path | None = None) -> dict[str, float]:
     """{cost_shape: median wall minutes} over every finished record in results/."""
     walls: dict[str, list[float]] = {}
-    for path in sorted(results_root(root).glob("*/runs/*.json")):
-        record = read_json(path)
-        minutes = run_minutes(record) if record.get("status") == "finished" else None
+    for record in finished_records(root):
+        minutes = run_minutes(record)
         if minutes is not None:
             walls.setdefault(cost_shape(record["config"]), []).append(minutes)
     return {shape: median(m) for shape, m in walls.items()}
@@ -138,12 +141,17 @@ def svi_step_costs(root: str | Path | None = None) -> dict[tuple[str, str], floa
     return {key: median(c) for key, c in costs.items()}
 
 
+def precision(config: dict) -> str:
+    """'bf16' for a run trained under bf16 autocast (amp), else 'fp32'."""
+    return "bf16" if config.get("amp") else "fp32"
+
+
 def semi_amortized_minutes(config: dict, by_shape: dict[str, float], costs: dict) -> float | None:
     """A semi-amortized run's minutes from its amortized counterpart's: t_VAE (1 + K c); None unless both known."""
     if config.get("inference") != "semi-amortized":
         return None
     vae = {**config, "inference": "amortized", "model": model_name(config["skip"], "amortized")}
-    c = costs.get((config["arch"], "bf16" if config.get("amp") else "fp32"))
+    c = costs.get((config["arch"], precision(config)))
     minutes = by_shape.get(cost_shape(vae))
     return None if c is None or minutes is None else minutes * (1 + config["svi_steps"] * c)
 
@@ -199,20 +207,27 @@ class Measured:
         return cls(minutes_by_shape(root), svi_step_costs(root), partials, projected_by_shape(partials))
 
 
-def estimate_minutes(config: dict, measured: Measured, fallback: float | None = None,
-                     name: str = "") -> float | None:
-    """A run to go: its own projection while it trains, else its shape's median, else its semi-amortized estimate,
-    else the projection of its shape's runs still training, else `fallback` (its row's median: of the row's
-    finished runs, else of its runs' projections; see the module); `name`: its run name, the key of its partial
-    record while it trains."""
+def measured_estimate(config: dict, measured: Measured, name: str = "") -> tuple[float | None, bool]:
+    """A run to go by the records (the module's estimates 1-4), and whether its minutes hold its evaluation: its own
+    projection while it trains (training only), else its shape's median wall time, else its semi-amortized
+    estimate (both whole runs), else the projection of its shape's runs still training (training only); (None,
+    False) when none exists. `name`: its run name, the key of its partial record while it trains."""
     partial = measured.partials.get(name)
     minutes = projected_minutes(partial) if partial else None
-    if minutes is None:
-        minutes = measured.by_shape.get(cost_shape(config))
-    if minutes is None:
-        minutes = semi_amortized_minutes(config, measured.by_shape, measured.costs)
-    if minutes is None:
-        minutes = measured.projected.get(cost_shape(config))
+    if minutes is not None:
+        return minutes, False
+    for whole in (measured.by_shape.get(cost_shape(config)),
+                  semi_amortized_minutes(config, measured.by_shape, measured.costs)):
+        if whole is not None:
+            return whole, True
+    return measured.projected.get(cost_shape(config)), False
+
+
+def estimate_minutes(config: dict, measured: Measured, fallback: float | None = None,
+                     name: str = "") -> float | None:
+    """A run to go: measured_estimate, else `fallback` (its row's median: of the row's finished runs, else of its
+    runs' projections; see the module)."""
+    minutes, _ = measured_estimate(config, measured, name)
     return fallback if minutes is None else minutes
 
 
@@ -258,34 +273,86 @@ def budget_display(plan_path: str | Path = PLAN) -> tuple[pd.DataFrame, str]:
 
 
 LONG_PROFILES = ("paper",)  # profiles that take days on a CPU: refused there unless confirmed (check_long_runs)
+STEP_KEYS = ("amp", "compile_step")  # how a training step runs (bf16 autocast, compiled): its price, not its model
 SCALE_KEYS = {"profile", "seed", "dataset", "epochs", "n_train", "n_valid", "n_test", "iw_samples", "iw_chunk",
-              "n_eval_nll", "nll_subset", "clf_n_train", "clf_n_test", "clf_epochs", "notes", "amp", "compile_step",
-              "warmup_epochs", "lr_decay_after"}  # what a profile scales, not what an example costs
+              "n_eval_nll", "nll_subset", "clf_n_train", "clf_n_test", "clf_epochs", "notes", "warmup_epochs",
+              "lr_decay_after"}  # what a profile scales, not what an example costs
 
 
-def model_shape(config: dict) -> str:
-    """What a run's cost per training example depends on: its config (full_config) apart from its scale
-    (SCALE_KEYS), and apart from the SVI settings for an amortized model."""
+def model_shape(config: dict, step: bool = True) -> str:
+    """What a run's cost per example depends on: its config (full_config) apart from its scale (SCALE_KEYS), apart
+    from the SVI settings for an amortized model, and apart from how its training step runs (STEP_KEYS) unless
+    `step`."""
     config = full_config(config)
     unused = SCALE_KEYS | ({"svi_steps", "svi_lr"} if config.get("inference") != "semi-amortized" else set())
+    unused |= set() if step else set(STEP_KEYS)
     return json.dumps({k: v for k, v in config.items() if k not in unused}, sort_keys=True)
 
 
-def seconds_per_example(root: str | Path | None = None) -> dict[str, float]:
-    """{model_shape: median seconds per training example of an epoch (training and validation)} over the history
-    of every finished record in results/."""
+def step_settings(config: dict) -> str:
+    """How a run's training step runs, in words (STEP_KEYS): 'fp32 eager', 'bf16 compiled', ..."""
+    return f"{precision(config)} {'compiled' if full_config(config).get('compile_step') else 'eager'}"
+
+
+def finished_records(root: str | Path | None = None) -> list[dict]:
+    """Every finished record in results/ (results/*/runs/*.json)."""
+    records = (read_json(path) for path in sorted(results_root(root).glob("*/runs/*.json")))
+    return [r for r in records if r.get("status") == "finished"]
+
+
+def seconds_per_example(records: list[dict]) -> dict[str, float]:
+    """{model_shape (step settings included): median seconds per training example of an epoch (training and
+    validation)} over the history of finished records."""
     costs: dict[str, list[float]] = {}
-    for path in sorted(results_root(root).glob("*/runs/*.json")):
-        record = read_json(path)
+    for record in records:
         rates = [h["examples_per_s"] for h in record.get("history", []) if h.get("examples_per_s")]
-        if record.get("status") == "finished" and rates:
+        if rates:
             costs.setdefault(model_shape(record["config"]), []).append(1 / median(rates))
     return {shape: median(c) for shape, c in costs.items()}
 
 
+def nll_sample_seconds(record: dict) -> float | None:
+    """A finished record's seconds per importance sample of one test example in its IW-NLL (metrics.timing.nll over
+    nll_examples x iw_samples); None when it has no IW-NLL or no timing of it."""
+    metrics = record.get("metrics") or {}
+    seconds = (metrics.get("timing") or {}).get("nll")
+    examples, k = metrics.get("nll_examples"), metrics.get("iw_samples")
+    return seconds / (examples * k) if seconds is not None and examples and k else None
+
+
+def seconds_per_nll_sample(records: list[dict]) -> dict[str, float]:
+    """{model_shape without step settings (the evaluation runs eagerly in fp32): median nll_sample_seconds} over
+    finished records."""
+    costs: dict[str, list[float]] = {}
+    for record in records:
+        seconds = nll_sample_seconds(record)
+        if seconds is not None:
+            costs.setdefault(model_shape(record["config"], step=False), []).append(seconds)
+    return {shape: median(c) for shape, c in costs.items()}
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What the finished records say about a model's costs at any scale: seconds per training example (`training`,
+    by model_shape), the step settings measured of each model (`steps`, by model_shape without them) and seconds
+    per importance sample of the final IW-NLL (`nll`, by model_shape without step settings)."""
+    training: dict
+    steps: dict
+    nll: dict
+
+    @classmethod
+    def read(cls, root: str | Path | None = None) -> "Rates":
+        records = finished_records(root)
+        steps: dict[str, set[str]] = {}
+        for record in records:
+            steps.setdefault(model_shape(record["config"], step=False), set()).add(step_settings(record["config"]))
+        return cls(seconds_per_example(records), steps, seconds_per_nll_sample(records))
+
+
 def scaled_minutes(config: dict, per_example: dict[str, float]) -> float | None:
-    """A run's training minutes from its model's cost per example at another scale: epochs x its training examples
-    (the whole split when n_train is None) x seconds per example; None when no record has its model."""
+    """A run's training minutes from its model's cost per example at another scale, at its own step settings:
+    epochs x its training examples (the whole split when n_train is None) x seconds per example; None when no
+    record has its model at those settings."""
     from skipvae.data.manifest import split_sizes
 
     cost = per_example.get(model_shape(config))
@@ -295,15 +362,52 @@ def scaled_minutes(config: dict, per_example: dict[str, float]) -> float | None:
     return config["epochs"] * examples * cost / 60
 
 
-def run_minutes_estimates(configs: list) -> list[float | None]:
-    """Each run's minutes on one CPU thread: the budget model's (estimate_minutes over results/, without a row),
-    else scaled_minutes; None where neither has a record to go by."""
-    measured, per_example = Measured.read(), seconds_per_example()
-    out = []
-    for cfg in configs:
-        minutes = estimate_minutes(cfg.to_dict(), measured, name=cfg.run_name())
-        out.append(minutes if minutes is not None else scaled_minutes(cfg.to_dict(), per_example))
-    return out
+def nll_samples(config: dict) -> int:
+    """The importance samples of a run's final IW-NLL over all its examples: its IW-NLL examples (n_eval_nll, at most
+    its test split; all of it when None) times K (1 without a latent variable, as skipvae.metrics.evaluate takes)."""
+    from skipvae.data.manifest import split_sizes
+
+    test = config.get("n_test") or split_sizes(config["dataset"])["test"]
+    examples = test if config.get("n_eval_nll") is None else min(config["n_eval_nll"], test)
+    return examples * (1 if config.get("latent_dim") == 0 else config["iw_samples"])
+
+
+def nll_minutes(config: dict, per_sample: dict[str, float]) -> float | None:
+    """A run's final IW-NLL in minutes: nll_samples x its model's seconds per sample at another scale; None when no
+    record measured its model's IW-NLL."""
+    cost = per_sample.get(model_shape(config, step=False))
+    return None if cost is None else nll_samples(config) * cost / 60
+
+
+def unpriced_reason(config: dict, rates: Rates) -> str:
+    """Why no record prices a run's training, as a clause after 'N run(s)': no record of its model, or records of
+    it only at other step settings."""
+    measured = rates.steps.get(model_shape(config, step=False))
+    if not measured:
+        return "with no record of their model at any scale"
+    return f"whose model was measured only in {' and '.join(sorted(measured))}, never in {step_settings(config)}"
+
+
+def run_estimate(cfg, measured: Measured, rates: Rates) -> tuple[float | None, str | None]:
+    """A run's minutes on one CPU thread, its training and its final IW-NLL, and None with why where the records
+    cannot price it: measured_estimate (a whole run's wall time, or a projection of its training), else
+    scaled_minutes, plus nll_minutes when that is training only."""
+    config = cfg.to_dict()
+    minutes, whole = measured_estimate(config, measured, cfg.run_name())
+    if minutes is None:
+        minutes = scaled_minutes(config, rates.training)
+    if minutes is None:
+        return None, unpriced_reason(config, rates)
+    if whole:
+        return minutes, None
+    nll = nll_minutes(config, rates.nll)
+    return (None, "whose model's IW-NLL no record measured") if nll is None else (minutes + nll, None)
+
+
+def run_minutes_estimates(configs: list) -> list[tuple[float | None, str | None]]:
+    """Each run's (minutes, None) on one CPU thread by the records in results/ (run_estimate), else (None, why)."""
+    measured, rates = Measured.read(), Rates.read()
+    return [run_estimate(cfg, measured, rates) for cfg in configs]
 
 
 def hours_text(minutes: float) -> str:
@@ -314,16 +418,21 @@ def hours_text(minutes: float) -> str:
 
 
 def long_run_estimate(configs: list) -> str:
-    """The budget model's estimate of runs, in words: 'N run(s) at the paper profile: about X on one CPU thread'."""
-    minutes = run_minutes_estimates(configs)
-    known = [m for m in minutes if m is not None]
+    """The budget model's estimate of runs, in words: 'N run(s) at the paper profile: about X on one CPU thread
+    ...', or, where some runs have no estimate, at least the others' X and how many have none, and why."""
+    estimates = run_minutes_estimates(configs)
+    known = [m for m, _ in estimates if m is not None]
+    reasons = Counter(why for m, why in estimates if m is None)
+    why = "; ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
     profiles = "/".join(sorted({c.profile for c in configs}))
     text = f"{len(configs)} run(s) at the {profiles} profile"
     if not known:
-        return text + ": no estimate (no record in results/ of their model at any scale), likely days on a CPU"
-    text += f": about {hours_text(sum(known))} on one CPU thread by the budget model"
-    missing = len(minutes) - len(known)
-    return text + (f" ({missing} run(s) without an estimate not counted)" if missing else "")
+        return f"{text}: no estimate for any ({why}), likely days on a CPU"
+    total = f"{hours_text(sum(known))} on one CPU thread by the budget model (training and the final IW-NLL"
+    if not reasons:
+        return f"{text}: about {total})"
+    return (f"{text}: at least {total} of the {len(known)} run(s) with an estimate); no estimate for "
+            f"{len(configs) - len(known)} run(s) ({why})")
 
 
 def check_long_runs(configs: list, on_gpu: bool, confirmed: bool, flag: str = "--confirm-long") -> str | None:
