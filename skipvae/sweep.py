@@ -366,19 +366,39 @@ def failure_line(text: str) -> str:
     return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+(?::|$))", "", last)
 
 
-def job_outcome(job) -> dict:
-    """The state of a done job's run: {'state': 'finished'}, {'state': 'paused', 'epoch': k} (its last piece stopped
-    at its budget and the job was not requeued) or {'state': 'failed', 'error': one line, 'log': the job's log}."""
+NOT_REQUEUED = "Job not requeued because"  # submitit's UncompletedJobError once a job's requeues are spent
+
+
+def job_outcome(job, run_dir: Path) -> dict:
+    """The state of a done job's run: {'state': 'finished'}; {'state': 'paused', 'epoch': k} when its last piece
+    stopped at its budget or time limit and submitit did not requeue it (its requeues spent: the job fails with
+    NOT_REQUEUED; k from the run's last.pt); else {'state': 'failed', 'error': one line, 'log': the job's log}."""
     try:
         out = job.result()
     except submitit.core.utils.FailedJobError as err:
+        epoch = saved_epoch(run_dir) if NOT_REQUEUED in str(err) else None
+        if epoch is not None:
+            return {"state": "paused", "epoch": epoch}
         return {"state": "failed", "error": failure_line(str(err)), "log": str(job.paths.stderr)}
     except submitit.core.utils.UncompletedJobError:
         return {"state": "failed", "error": f"job {job.job_id} ended without a result (state {job.state})",
                 "log": str(job.paths.stderr)}
-    if out["status"] == "paused":
+    if out["status"] == "paused":  # a piece run outside a submitit job returns instead of requeueing
         return {"state": "paused", "epoch": out["epochs_completed"]}
     return {"state": "finished"}
+
+
+def saved_epoch(run_dir: Path) -> int | None:
+    """The epochs completed in a run folder's last.pt; None without a readable one."""
+    from skipvae.errors import DataError
+    from skipvae.train import LAST, load_checkpoint
+
+    if not (Path(run_dir) / LAST).is_file():
+        return None
+    try:
+        return int(load_checkpoint(Path(run_dir) / LAST, keys=("state",))["state"]["epoch"])
+    except DataError:
+        return None
 
 
 def submit_runs(kind: str, todo: list[tuple[RunConfig, Path]], root: Path, time_budget_s, data_dir, max_epochs,
@@ -401,6 +421,7 @@ def submit_runs(kind: str, todo: list[tuple[RunConfig, Path]], root: Path, time_
     jobs = ex.map_array(PieceJob(run_piece), [cfg.to_dict() for cfg, _ in todo], [str(d) for _, d in todo],
                         [piece_s] * len(todo), [data_dir] * len(todo), [max_epochs] * len(todo))
     pending = {d.name: job for (_, d), job in zip(todo, jobs)}
+    folders = {d.name: d for _, d in todo}
     epochs = {d.name: cfg.epochs for cfg, d in todo}
     atomic_write_json(folder / JOBS, {**known, **{name: job.job_id for name, job in pending.items()}})
     print(f"submitted {len(jobs)} run(s) as a job array ({kind}): jobs of {timeout_min:g} min ({source}), pieces "
@@ -414,7 +435,7 @@ def submit_runs(kind: str, todo: list[tuple[RunConfig, Path]], root: Path, time_
                 if not job.done():
                     continue
                 del pending[name]
-                outcome = job_outcome(job)
+                outcome = job_outcome(job, folders[name])
                 if outcome["state"] == "finished":
                     print(f"finished {name}")
                 elif outcome["state"] == "paused":

@@ -293,7 +293,7 @@ def load_checkpoint(path: Path, map_location="cpu", keys=("config", "model")) ->
     if "digest" in ckpt and payload_digest({k: v for k, v in ckpt.items() if k != "digest"}) != ckpt["digest"]:
         raise DataError(f"{path} is not a readable checkpoint: it is damaged (its contents do not match the "
                         f"checksum written with it)")
-    if bad or not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
+    if bad or ("model" in keys and not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values())):
         raise DataError(f"{path} is not a readable checkpoint: it is damaged (wrong types in {bad or ['model']})")
     return ckpt
 

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from skipvae.errors import ConfigError
 from skipvae.sweep import expand_sweep, load_sweep, run_sweep
@@ -330,17 +331,20 @@ class FakeJob:
 
 
 def test_the_driver_reports_each_job_as_finished_paused_at_its_epoch_or_failed(tmp_path, monkeypatch, capsys):
-    """A job whose last piece stopped at its budget without being requeued (run_piece: 'paused') is paused at its
-    epoch, not finished; a failed job is one line with its log; a job that left no result has failed too."""
+    """A job whose last piece stopped at its budget without being requeued (submitit: its requeues spent; run_piece
+    outside a job: 'paused') is paused at the epoch of its last.pt, not finished; a failed job is one line with its log; a job that left no result has failed too."""
     import submitit
 
     import skipvae.sweep
 
     failure = ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback:\n"
                "skipvae.errors.TrainingError: boom\n----------------------\n")
+    spent = ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback:\n"
+             "submitit.core.utils.UncompletedJobError: Job not requeued because: timed-out too many times.\n")
     outcomes = [dict(out={"status": "finished", "epochs_completed": 2}), dict(out={"status": "paused",
                 "epochs_completed": 1}), dict(error=submitit.core.utils.FailedJobError(failure)),
-                dict(error=submitit.core.utils.UncompletedJobError("no output"))]
+                dict(error=submitit.core.utils.UncompletedJobError("no output")),
+                dict(error=submitit.core.utils.FailedJobError(spent))]  # requeues spent: what submitit does
 
     class Executor:
         def map_array(self, fn, *args):
@@ -348,20 +352,26 @@ def test_the_driver_reports_each_job_as_finished_paused_at_its_epoch_or_failed(t
 
     monkeypatch.setattr(skipvae.sweep, "sinfo_limits", lambda partition: [])
     monkeypatch.setattr(skipvae.sweep, "make_executor", lambda *a: Executor())
-    path = write(tmp_path, dict(SMOKE, grid={"seed": [0, 1, 2, 3]}))
-    names = [cfg.run_name() for cfg in load_sweep(path).configs]
+    path = write(tmp_path, dict(SMOKE, grid={"seed": [0, 1, 2, 3, 4]}))
+    configs = load_sweep(path).configs
+    names = [cfg.run_name() for cfg in configs]
+    run_dir = tmp_path / "runs" / load_sweep(path).name / names[4]
+    run_dir.mkdir(parents=True)  # the last.pt its pieces left: epoch 1
+    torch.save({"config": configs[4].to_dict(), "state": {"epoch": 1}}, run_dir / "last.pt")
     rows = run_sweep(path, executor="slurm", out=tmp_path / "runs", poll_s=0)
     out, err = capsys.readouterr()
     assert f"finished {names[0]}\n" in out and names[1] not in out
     assert err.splitlines() == [
         f"paused {names[1]} at epoch 1 of 2: its job ended without being requeued",
         f"failed {names[2]}: TrainingError: boom; its log: _submitit/7_2_log.err",
-        f"failed {names[3]}: job 7_3 ended without a result (state COMPLETED); its log: _submitit/7_3_log.err"]
+        f"failed {names[3]}: job 7_3 ended without a result (state COMPLETED); its log: _submitit/7_3_log.err",
+        f"paused {names[4]} at epoch 1 of 2: its job ended without being requeued"]
     assert rows[1:] == [{"run": names[1], "finished": False, "paused_at": 1},
                         {"run": names[2], "finished": False, "error": "TrainingError: boom",
                          "log": "_submitit/7_2_log.err"},
                         {"run": names[3], "finished": False, "error": "job 7_3 ended without a result (state "
-                                                                      "COMPLETED)", "log": "_submitit/7_3_log.err"}]
+                                                                      "COMPLETED)", "log": "_submitit/7_3_log.err"},
+                        {"run": names[4], "finished": False, "paused_at": 1}]
 
 
 def test_slurm_where_there_is_none_is_one_line(tmp_path, monkeypatch):
