@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 import pytest
 
 from skipvae import report
@@ -359,5 +360,8 @@ def test_a_paper_cell_never_pools_runs_of_different_configs(tmp_path):
     assert cells.loc["100", "KL: ours − paper"] == "+1.00 [+1.00, +1.00]"  # not +2.00, the pooled mean
     assert cells.loc["200", "KL: ours − paper"] == "+3.00 [+3.00, +3.00]"
     assert set(cells["seeds"]) == {"3"}
-    beside = report.side_by_side(runs, "table3", profile="cpu")
-    assert len(beside) == len(quoted) + 1  # the matched row twice, once per config
+    beside = report.side_by_side(runs, "table3", profile="cpu", extra_rows=pd.DataFrame([{"model": "ref"}]))
+    assert len(beside) == len(quoted) + 2  # the matched row twice, once per config, and the extra row
+    assert list(beside["n_eval_nll"]) == ["100", "200"] + ["–"] * (len(quoted) - 1) + ["–"]
+    unsplit = paper_differences(runs[runs["n_eval_nll"] == 100], "table3", profile="cpu")
+    assert "n_eval_nll" not in unsplit.columns  # a column only where some row's runs differ in it

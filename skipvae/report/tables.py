@@ -148,7 +148,7 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
     rows with these key values only (e.g. {'latent_dim': 20})."""
     attrs = dict(paper_numbers(path)["tables"][name].attrs)
     keys, columns = attrs["keys"], attrs["columns"]
-    profile, mine, cells = paper_cells(runs, name, where, profile, path)
+    profile, mine, cells, split = paper_cells(runs, name, where, profile, path)
     rows = []
     for paper_row, match, row in cells:
         for c in columns:
@@ -159,7 +159,8 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
             row[f"{label} ours"] = mean_sd if len(ours) else ("not yet run" if not len(match) else "–")
         rows.append(row)
     for extra in ([] if extra_rows is None else extra_rows.to_dict("records")):
-        row = {SETTING_LABELS.get(k, k): _key_text(extra.get(k)) for k in keys} | {"seeds": "–"}
+        row = {SETTING_LABELS.get(k, k): _key_text(extra.get(k)) for k in keys} | dict.fromkeys(split, "–") | \
+            {"seeds": "–"}  # the floor has no config to split by
         for c in columns:
             label = "ELBO" if c == "elbo" else METRIC_LABELS.get(c, c)
             row[f"{label} paper"] = "–"
@@ -218,28 +219,35 @@ def floor_row(floor: dict | None) -> pd.DataFrame | None:
 
 def paper_cells(runs: pd.DataFrame, name: str, where: dict | None, profile: str | None, path=None):
     """(profile, our runs at it that share the table's fixed settings, [(quoted row, its matching runs, the row's
-    labels and seed count)]) of paper table `name` with the rows matching `where`, at `profile` (else the largest
-    in `runs`). A quoted row whose matching runs differ in another config field (e.g. the IW-NLL subset) gets one
-    cell per config, labelled by those fields, as `summary_table` groups: runs of different configs are never
-    averaged together."""
+    labels and seed count)], the labels of the config fields rows were split by) of paper table `name` with the
+    rows matching `where`, at `profile` (else the largest in `runs`). A quoted row whose matching runs differ in
+    another config field (e.g. the IW-NLL subset) gets one cell per config, labelled by those fields, as
+    `summary_table` groups: runs of different configs are never averaged together."""
     quoted = paper_numbers(path)["tables"][name]
     keys = quoted.attrs["keys"]
     for k, v in (where or {}).items():
         quoted = quoted[quoted[k] == v]
     profile = profile or (best_profile(runs) if len(runs) else None)
     mine = with_fixed(runs[runs["profile"] == profile] if profile else runs, name, path)
-    split = varying_config_columns(mine, [k for k in keys if k in mine.columns])
+    matches = [(paper_row, matching_runs(mine, paper_row, keys)) for _, paper_row in quoted.iterrows()]
+    own = [k for k in keys if k in mine.columns]
+    split = list(dict.fromkeys(c for _, match in matches for c in varying_config_columns(match, own)))
     cells = []
-    for _, paper_row in quoted.iterrows():
-        match = matching_runs(mine, paper_row, keys)
+    for paper_row, match in matches:
         row = published_label(paper_row, keys) | {SETTING_LABELS.get(k, k): _key_text(paper_row.get(k)) for k in keys}
-        groups = [g for _, g in match.groupby([match[c].map(repr) for c in split], sort=False)] \
-            if split and len(match) else [match]
+        groups = sorted((g for _, g in match.groupby([match[c].map(repr) for c in split], sort=False)),
+                        key=lambda g: [_order(g[c].iloc[0]) for c in split]) if split and len(match) else [match]
         for group in groups:
             labels = {SETTING_LABELS.get(c, c): _key_text(group[c].iloc[0]) if len(group) else "–" for c in split}
             cells.append((paper_row, group, row | labels | {"seeds": str(group["seed"].nunique()) if len(group)
                                                              else "0"}))
-    return profile, mine, cells
+    return profile, mine, cells, [SETTING_LABELS.get(c, c) for c in split]
+
+
+def _order(value) -> tuple:
+    """A sort key for config values of any type: numbers by value, before everything else by its text."""
+    is_number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    return (0, float(value), "") if is_number else (1, 0.0, str(value))
 
 
 def matching_runs(mine: pd.DataFrame, paper_row: pd.Series, keys) -> pd.DataFrame:
@@ -259,7 +267,7 @@ def paper_differences(runs: pd.DataFrame, name: str, profile: str | None = None,
     from skipvae.report.stats import level
 
     quoted = paper_numbers(path)["tables"][name]
-    profile, _, cells = paper_cells(runs, name, None, profile, path)
+    profile, _, cells, _ = paper_cells(runs, name, None, profile, path)
     rows = []
     for paper_row, match, row in cells:
         for c in quoted.attrs["columns"]:
