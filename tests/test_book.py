@@ -35,7 +35,6 @@ REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
 CHROMIUM = "/usr/bin/chromium"
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
-BUILD_LIMIT_S = 900  # a guard against a hung build (it executes no notebook), not a performance test: about 1-3 min
 WIDTHS = (1400, 1920)  # viewport widths at which no table or caption may stick out of the text column
 # Every verdict the ledger gives (skipvae.report.VERDICTS, and these whatever it holds): each needs a CSS rule.
 VERDICT_NAMES = ("reproduced", "partly reproduced", "not reproduced", "inconclusive", "not tested at this scale",
@@ -60,11 +59,11 @@ def build(book: Path, env: dict | None = None) -> tuple[subprocess.CompletedProc
     return proc, time.time() - t0
 
 
-def assert_clean_build(proc: subprocess.CompletedProcess, seconds: float) -> None:
+def assert_clean_build(proc: subprocess.CompletedProcess) -> None:
+    """Built with return code 0 and no warning (build()'s 600 s subprocess timeout guards against a hang)."""
     log = proc.stdout + proc.stderr
     warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
     assert proc.returncode == 0 and not warnings, "\n".join(warnings) or log[-3000:]
-    assert seconds < BUILD_LIMIT_S, f"the book took {seconds:.0f} s to build (limit {BUILD_LIMIT_S} s)"
 
 
 # ----------------------------------------------------------------------------- Chromium over DevTools
@@ -335,7 +334,7 @@ def expected_rows(name: str, root=None) -> list[str]:
 @pytest.fixture(scope="module")
 def real_book():
     proc, seconds = build(BOOK)
-    assert_clean_build(proc, seconds)
+    assert_clean_build(proc)
     print(f"book built in {seconds:.1f} s")
     return BOOK / "_build" / "html"
 
@@ -551,8 +550,8 @@ def synthetic_book(tmp_path_factory):
         shutil.copy(REPO / name, tmp / name)
     results = tmp / "results"
     synthetic_results(results)
-    proc, seconds = build(tmp / "book", env={"SKIPVAE_RESULTS": str(results)})
-    assert_clean_build(proc, seconds)
+    proc, _ = build(tmp / "book", env={"SKIPVAE_RESULTS": str(results)})
+    assert_clean_build(proc)
     return tmp / "book" / "_build" / "html", results
 
 
