@@ -450,6 +450,7 @@ def make_config(dataset: str = "mnist", model: str = "vae", profile: str = "pape
     if axes["inference"] == "none":
         values["latent_dim"] = 0
     values.update(axes)
-    values.update(objective_defaults(overrides.get("objective") or "elbo", values))
-    values.update({k: _override(k, v) for k, v in overrides.items() if v is not None})
+    explicit = {k: _override(k, v) for k, v in overrides.items() if v is not None}
+    values.update(objective_defaults(overrides.get("objective") or "elbo", values | explicit))  # the run's epochs
+    values.update(explicit)
     return RunConfig(dataset=dataset, arch=arch, profile=profile, **values).validate()

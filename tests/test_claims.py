@@ -13,8 +13,9 @@ from scipy import stats
 
 from skipvae import report
 from skipvae.config import make_config
+from skipvae.errors import DataError
 from skipvae.report.claims import (INCONCLUSIVE, MIN_SEEDS, NOT_AT_SCALE, NOT_CLAIMED, NOT_REPRODUCED, NOT_YET,
-                                   PARTLY, REPRODUCED, SMALLER, Check, claim_checks, claim_verdict, judge,
+                                   PARTLY, REPRODUCED, SMALLER, Check, claim_checks, claim_verdict, gate_floor, judge,
                                    verdict_counts)
 from skipvae.report.stats import difference, level, paired
 
@@ -225,6 +226,29 @@ def test_c4_unigram_floor_and_sa_encoder_gates(tmp_path, monkeypatch):
     sa = [c for c in checks if "SA" in c.what or "SA" in c.setting]
     assert sa and all(any("SA encoder collapsed" in g for g in c.gates) for c in sa)
     assert by_check(checks)["VAE collapsed"].verdict == REPRODUCED  # the VAE's check has no SA gate
+
+
+def test_the_floor_of_a_random_subset_is_each_seeds_own(tmp_path, monkeypatch):
+    """Runs scored on a seeded random subset (nll_subset random) are set against the floor on their own seed's
+    documents (unigram-random-s<seed>), never the floor on the first documents; runs of both kinds are refused."""
+    from skipvae.report.claims import unigram_floors
+
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))
+    runs = pd.DataFrame({"seed": [0, 1, 2], "nll_subset": ["random"] * 3})
+    floor(tmp_path, 400.0)  # on the first documents: not these runs' floor
+    assert unigram_floors(runs, "cpu") == {}
+    for seed in (0, 1):
+        path = tmp_path / "yahoo" / "reference" / f"unigram-random-s{seed}.json"
+        path.write_text(json.dumps({"settings": {"profile": "cpu", "seed": seed}, "metrics": {"nll": 300.0 + seed}}))
+    assert unigram_floors(runs, "cpu") == {0: 300.0, 1: 301.0}
+    assert unigram_floors(runs.assign(nll_subset="first"), "cpu") == {0: 400.0, 1: 400.0, 2: 400.0}
+    with pytest.raises(DataError, match=r"nll_subset \['first', 'random'\]"):
+        unigram_floors(runs.assign(nll_subset=["first", "random", "random"]), "cpu")
+    nll = {"vae": pd.Series([290.0, 296.0, 300.0], index=[0, 1, 2])}
+    assert gate_floor(nll, {0: 300.0, 1: 301.0}) == "unigram floor: none computed for seed 2 (execute the yahoo notebook)"
+    assert gate_floor(nll, {0: 300.0, 1: 301.0, 2: 302.0}) == ("unigram floor: NLL VAE 295.3 not 2% below the "
+                                                               "unigram model's 301.0 on the same documents")
+    assert gate_floor(nll, {0: 310.0, 1: 310.0, 2: 310.0}) is None and gate_floor({}, {}) is None
 
 
 def test_the_ledger_renders_every_claim_from_records(tmp_path, monkeypatch):

@@ -72,6 +72,8 @@ def test_kl_anneal_warms_up_over_at_most_half_of_a_reduced_profiles_epochs():
     assert (warmup("omniglot", "smoke"), warmup("mnist", "smoke", "mlp")) == (1, 1)  # 1 epoch: at least 1
     assert (warmup("yahoo", "cpu"), warmup("yahoo", "smoke")) == (3, 1)  # text keeps the profile's own warm-up
     assert make_config("yahoo", "sa-vae", "cpu", objective="kl-anneal").warmup_epochs == 2  # the SA models' own
+    # the run's own epochs decide it, an override of them too (the profile's 100 would give 10 of 6 epochs)
+    assert make_config("mnist", "vae", "paper", "mlp", objective="kl-anneal", epochs=6).warmup_epochs == 3
 
 
 def test_cyclical_schedule_has_the_published_shape():

@@ -11,6 +11,7 @@ import pytest
 
 from skipvae import report
 from skipvae.config import OBJECTIVES
+from skipvae.records import atomic_write_json
 from skipvae.report import remedies
 from skipvae.sweepfile import load_sweep
 
@@ -120,6 +121,29 @@ def test_gates_make_a_difference_not_tested(tmp_path):
     assert {d.decision for d in smoke} == {remedies.NOT_TESTED} and smoke[0].why.startswith("smoke profile")
 
 
+def test_yahoo_differences_pass_the_unigram_floor_of_their_own_seeds(tmp_path, monkeypatch):
+    write_cell(tmp_path, "elbo", "vae", 0.01, 300.0, dataset="yahoo", nll_subset="random")  # as SETTINGS
+    write_cell(tmp_path, "bn-vae", "vae", 3.0, 290.0, dataset="yahoo", nll_subset="random")
+    runs = runs_of(tmp_path, dataset="yahoo")
+
+    def gates(floors):
+        return {d.check.gates[0] if d.check.gates else "" for d in remedies.remedy_differences(runs, floors)}
+
+    assert gates({0: 320.0, 1: 320.0, 2: 320.0}) == {""}  # 300 and 290 are more than 2% below 320
+    worst = gates({0: 300.0, 1: 305.0, 2: 310.0})  # mean floor 305: 300 is not 2% (6.1) below it
+    assert worst == {"unigram floor: NLL VAE 300.0 not 2% below the unigram model's 305.0 on the same documents"}
+    assert gates({0: 320.0}) == {"unigram floor: none computed for seeds 1, 2 (execute the remedies notebook)"}
+    assert {d.decision for d in remedies.remedy_differences(runs, {0: 300.0, 1: 300.0, 2: 300.0})} \
+        == {remedies.NOT_TESTED}
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))  # the stored references: none yet, then each seed's
+    assert gates(None) == {"unigram floor: none computed for seeds 0, 1, 2 (execute the remedies notebook)"}
+    for seed in (0, 1, 2):
+        atomic_write_json(tmp_path / "remedies" / "reference" / f"unigram-random-s{seed}.json",
+                                       {"settings": {"profile": "cpu", "seed": seed}, "metrics": {"nll": 320.0}})
+    assert report.claims.unigram_floors(runs, "cpu", "remedies") == {0: 320.0, 1: 320.0, 2: 320.0}
+    assert gates(None) == {""}
+
+
 def test_published_numbers_beside_ours_and_the_setup(tmp_path):
     quoted = report.paper_numbers()["tables"]["remedies_yahoo"]
     zhu = report.paper_numbers()["tables"]["yahoo_zhu2020"]
@@ -203,13 +227,13 @@ def test_notebook_parameter_kinds_of_the_remedies():
 def test_kl_annealings_warm_up_is_the_configs_at_the_cpu_profile_at_every_profile():
     from skipvae.config import make_config
     from skipvae.experiments import experiment
-    from skipvae.experiments.remedies import kl_anneal_epochs
+    from skipvae.experiments.remedies import setting_warmup_epochs
 
-    assert kl_anneal_epochs("yahoo") == make_config("yahoo", "vae", "cpu").warmup_epochs == 3  # the profile's own
-    assert kl_anneal_epochs("mnist") == make_config("mnist", "vae", "cpu", "mlp").epochs // 2 == 5
+    assert setting_warmup_epochs("yahoo") == make_config("yahoo", "vae", "cpu").warmup_epochs == 3  # the profile's own
+    assert setting_warmup_epochs("mnist") == make_config("mnist", "vae", "cpu", "mlp").epochs // 2 == 5
     for profile in ("cpu", "paper"):
         for dataset, configs in experiment("remedies").configs(profile).items():
-            assert {c.warmup_epochs for c in configs if c.objective == "kl-anneal"} == {kl_anneal_epochs(dataset)}
+            assert {c.warmup_epochs for c in configs if c.objective == "kl-anneal"} == {setting_warmup_epochs(dataset)}
 
 
 def test_the_remedies_datasets_are_declared_once_and_a_dataset_without_a_setting_is_refused():

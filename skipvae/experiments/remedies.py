@@ -39,7 +39,7 @@ def reduce(profile: str, p: dict) -> dict:
             "objectives": [o for o in p["objectives"] if o in SMOKE_OBJECTIVES]}
 
 
-def kl_anneal_epochs(dataset: str) -> int:
+def setting_warmup_epochs(dataset: str) -> int:
     """KL annealing's warm-up in `dataset`'s setting, one value at every profile: what make_config gives objective
     kl-anneal at GRID_PROFILE (skipvae.config.objective_defaults: Yahoo the profile's text warm-up, MNIST half of the
     MLP's epochs), which the setting's own warmup_epochs (Yahoo's 0, for the other rows) would otherwise replace."""
@@ -53,7 +53,7 @@ def blocks(profile: str, p: dict) -> list:
     plain = [o for o in p["objectives"] if o != "kl-anneal"]
     annealed = [o for o in p["objectives"] if o == "kl-anneal"]
     return [block(d, {**SETTINGS[d], "profile": profile}, {"objective": plain, "model": models, "seed": seeds},
-                  {"objective": annealed, "warmup_epochs": [kl_anneal_epochs(d)], "model": models, "seed": seeds})
+                  {"objective": annealed, "warmup_epochs": [setting_warmup_epochs(d)], "model": models, "seed": seeds})
             for d in p["datasets"]]
 
 

@@ -277,16 +277,23 @@ def gate_mi_ceiling(metric: str, groups: list[pd.Series], n_examples: float | No
     return None
 
 
-def gate_floor(nll: dict[str, pd.Series], floor: dict | None) -> str | None:
+def gate_floor(nll: dict[str, pd.Series], floors: dict[int, float], notebook: str = "yahoo") -> str | None:
+    """A failed gate where a side's mean NLL (`nll`: name -> NLL per seed) is not FLOOR_MARGIN below the unigram
+    floor on the same documents: the mean of `floors` ({seed: the floor's NLL}, unigram_floors) over the sides'
+    seeds; a gate naming the seeds that have no floor."""
     if not nll:
         return None
-    if floor is None:
-        return "unigram floor: none computed for these runs (execute the yahoo notebook)"
+    seeds = sorted(set().union(*(x.index for x in nll.values())))
+    missing = [s for s in seeds if s not in floors]
+    if missing:
+        return (f"unigram floor: none computed for seed{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(str, missing))} (execute the {notebook} notebook)")
+    floor = sum(floors[s] for s in seeds) / len(seeds)
     worst = [f"{NAMES.get(m, m)} {x.mean():.1f}" for m, x in nll.items()
-             if len(x) and x.mean() > (1 - FLOOR_MARGIN) * floor["nll"]]
+             if len(x) and x.mean() > (1 - FLOOR_MARGIN) * floor]
     if worst:
         return (f"unigram floor: NLL {', '.join(worst)} not {FLOOR_MARGIN:.0%} below the unigram model's "
-                f"{floor['nll']:.1f} on the same documents")
+                f"{floor:.1f} on the same documents")
     return None
 
 
@@ -391,7 +398,7 @@ def claim3(runs: pd.DataFrame, profile: str) -> list[Check]:
     return checks
 
 
-def claim4(runs: pd.DataFrame, profile: str, floor: dict | None) -> list[Check]:
+def claim4(runs: pd.DataFrame, profile: str, floors: dict[int, float]) -> list[Check]:
     """C4 (Table 4, Yahoo): the VAE collapses (KL below 0.1 nats); the Skip-VAE has more MI than the VAE; SA-VAE
     uses the latent space (AU above 0.5); Skip-SA-VAE has more MI than SA-VAE at an ELBO at most 1% lower, at 32 and
     64 dimensions; from 32 to 64 dimensions SA-VAE's MI and AU fall while Skip-SA-VAE's rise; Skip-SA-VAE uses all
@@ -403,7 +410,7 @@ def claim4(runs: pd.DataFrame, profile: str, floor: dict | None) -> list[Check]:
 
     def gates(models, **where):
         nll = {m: values(runs, "nll", model=m, **where) for m in models}
-        return [smoke, gate_floor({m: x for m, x in nll.items() if len(x)}, floor),
+        return [smoke, gate_floor({m: x for m, x in nll.items() if len(x)}, floors),
                 gate_sa_encoder(runs, list(models), **where)]
 
     def paper(metric, model, dim):
@@ -549,10 +556,27 @@ CLAIM_RULES = {"C1": ("latent_dim", claim1), "C2": ("depth", claim2), "C3": ("mn
                "C4": ("yahoo", claim4), "C5": ("mnist", claim5), "C6": ("mnist", claim6), "C7": ("theory", None)}
 
 
-def unigram_floor_record(profile: str) -> dict | None:
-    """The metrics of results/yahoo/reference/unigram.json at this profile (experiments.unigram_reference)."""
-    found = reference_records("yahoo", profile, "unigram")
+def unigram_floor_record(profile: str, experiment: str = "yahoo") -> dict | None:
+    """The metrics of <results>/<experiment>/reference/unigram.json at this profile (runner.unigram_reference: the
+    floor on the first n_eval_nll test documents)."""
+    found = reference_records(experiment, profile, "unigram")
     return found[0]["metrics"] if found else None
+
+
+def unigram_floors(runs: pd.DataFrame, profile: str, experiment: str = "yahoo") -> dict[int, float]:
+    """The unigram floor's NLL for each seed of `runs` at `profile`, on the documents those runs score: with
+    nll_subset 'first' the one floor on the first test documents (reference 'unigram'), with 'random' each seed's
+    own (references 'unigram-random-s<seed>'); seeds without a floor are left out (gate_floor names them)."""
+    subsets = set(runs["nll_subset"].fillna("first")) if "nll_subset" in runs.columns else {"first"}
+    if len(subsets) > 1:
+        raise DataError(f"the {experiment} runs at profile {profile!r} score their NLL on different documents "
+                        f"(nll_subset {sorted(subsets)}): one floor gate cannot judge them together")
+    seeds = sorted(int(s) for s in runs["seed"].unique()) if len(runs) else []
+    if subsets == {"first"}:
+        first = unigram_floor_record(profile, experiment)
+        return {s: float(first["nll"]) for s in seeds} if first else {}
+    return {int(r["settings"]["seed"]): float(r["metrics"]["nll"])
+            for r in reference_records(experiment, profile, "unigram-random-s*")}
 
 
 def claim_checks(claim: str, runs: pd.DataFrame | None = None, root=None) -> tuple[list[Check], str | None]:
@@ -572,7 +596,7 @@ def claim_checks(claim: str, runs: pd.DataFrame | None = None, root=None) -> tup
     chosen: dict = {}
     for p in ranked:  # each check from the largest profile with MIN_SEEDS seeds for it, else the largest it has
         sub = runs[runs["profile"] == p]
-        got = rule(sub, p, unigram_floor_record(p)) if claim == "C4" else rule(sub, p)
+        got = rule(sub, p, unigram_floors(with_fixed(sub, "table4"), p)) if claim == "C4" else rule(sub, p)
         for c in got:
             c.profile = p
             old = chosen.get((c.setting, c.what))
@@ -686,4 +710,4 @@ __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "INCONCLUSIVE", "NOT_AT_SCA
            "readme_with_verdicts", "MIN_SEEDS", "SIMILAR_ELBO", "FLOOR_MARGIN", "MI_CEILING_MARGIN", "COLLAPSED_KL",
            "RULE_HISTORY", "Check", "judge", "claim_verdict", "values", "compare", "compare_level", "CLAIM_RULES",
            "claim_checks", "page_checks", "claim7", "checks_table", "rule_text", "claims_ledger", "claim_summary",
-           "unigram_floor_record"]
+           "unigram_floor_record", "unigram_floors"]

@@ -11,8 +11,11 @@ skips add to it; the published Yahoo numbers beside ours, with the differences o
                    else undecided; the ledger's smoke gate and, for MI, its ceiling gate (a mean MI within
                    claims.MI_CEILING_MARGIN nats of log N) make a difference "not tested at this scale".
 
-The ledger's unigram-floor gate is not applied: the remedies' Yahoo runs score the IW-NLL on a random subset of the
-test documents (nll_subset random), and the unigram floor is computed on the first documents only.
+    floor          on text, the ledger's unigram-floor gate (claims.gate_floor): the remedies' Yahoo runs score the
+                   IW-NLL on a random subset of the test documents drawn with the run's seed (nll_subset random), so
+                   each seed has its own floor on the same documents (runner.unigram_reference, stored as
+                   results/remedies/reference/unigram-random-s<seed>.json); a side's mean NLL over its seeds is set
+                   against the mean floor of those seeds.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from skipvae.config import family
 from skipvae.experiments.remedies import DATASETS  # the datasets of the page, in its order
 from skipvae.names import OBJECTIVES
-from skipvae.report.claims import (MIN_SEEDS, NAMES, NOT_AT_SCALE, NOT_REPRODUCED, REPRODUCED, Check, compare,
-                                   gate_mi_ceiling, gate_smoke)
+from skipvae.report.claims import (FLOOR_MARGIN, MI_CEILING_MARGIN, MIN_SEEDS, NAMES, NOT_AT_SCALE, NOT_REPRODUCED,
+                                   REPRODUCED, Check, compare, gate_floor, gate_mi_ceiling, gate_smoke,
+                                   unigram_floors)
 from skipvae.report.store import paper_numbers
 from skipvae.report.tables import (METRIC_LABELS, SETTING_LABELS, best_profile, digits_for, fmt_mean_std,
                                    summary_table)
@@ -131,14 +136,18 @@ class Difference:
         return "the interval contains 0"
 
 
-def remedy_differences(runs: pd.DataFrame) -> list[Difference]:
+def remedy_differences(runs: pd.DataFrame, floors: dict[int, float] | None = None) -> list[Difference]:
     """Every difference of one dataset's runs at one profile (`dataset_runs`): each Skip-VAE row against the VAE row
-    of the same remedy, and every row but the plain VAE's against the VAE with the plain ELBO, on COMPARED."""
+    of the same remedy, and every row but the plain VAE's against the VAE with the plain ELBO, on COMPARED. On text
+    the floor gate uses `floors` ({seed: unigram NLL}; default: the stored ones, claims.unigram_floors)."""
     summary = remedy_rows(runs)
     if summary.empty:
         return []
     keys = row_keys(summary)
     profile = str(summary["profile"].iloc[0])
+    text = family(str(runs["dataset"].iloc[0])) == "text"
+    if text and floors is None:
+        floors = unigram_floors(runs, profile, "remedies")
     n_examples = pd.to_numeric(runs["n_examples"], errors="coerce").max() if "n_examples" in runs.columns else None
     rows = {tuple(r[k] for k in keys) for _, r in summary.iterrows()}
     out = []
@@ -152,11 +161,13 @@ def remedy_differences(runs: pd.DataFrame) -> list[Difference]:
         for against, base in bases:
             if tuple(base[k] for k in keys) not in rows:
                 continue
+            names = (row_name(base), row_name(where))
+            floor = gate_floor(dict(zip(names, (seed_values(runs, base, "nll"), seed_values(runs, where, "nll")))),
+                               floors, "remedies") if text else None
             for metric in COMPARED:
                 a, b = seed_values(runs, base, metric), seed_values(runs, where, metric)
-                gates = [gate_smoke(profile), gate_mi_ceiling(metric, [a, b], n_examples)]
-                check = compare("remedies", remedy_label(r["objective"]), metric, a, b,
-                                (row_name(base), row_name(where)), gates=gates)
+                gates = [gate_smoke(profile), gate_mi_ceiling(metric, [a, b], n_examples), floor]
+                check = compare("remedies", remedy_label(r["objective"]), metric, a, b, names, gates=gates)
                 if check is not None:
                     check.profile = profile
                     out.append(Difference(r["objective"], r["model"], against, metric, check))
@@ -246,7 +257,9 @@ DIFFERENCES_CAPTION = (
     "Differences of means over seeds with their Welch 95% intervals: each Skip-VAE row against the VAE row of the same "
     "remedy, and every row against the VAE trained with the plain ELBO (same units as the table above). '> 0' or "
     f"'< 0': the interval lies on that side of 0 with at least {MIN_SEEDS} seeds on each side (the ledger's rule); "
-    "'undecided' otherwise; 'not tested': a gate failed (column gate).")
+    "'undecided' otherwise; 'not tested': a gate failed (column gate: the smoke profile, an MI within "
+    f"{MI_CEILING_MARGIN} nats of its ceiling log N, or on Yahoo a decoder whose NLL is not {FLOOR_MARGIN:.0%} below "
+    "the unigram floor's on the same documents).")
 
 
 # --------------------------------------------------------------------------------------------- the sentences
