@@ -51,7 +51,8 @@ DEFAULT_JOB_MINUTES = 240  # a job's time limit when neither --slurm timeout_min
 SIGNAL_DELAY_S = 120  # Slurm warns a job (submitit's USR2) this long before its time limit
 MAX_REQUEUES = 1000  # of one job (submitit's max_num_timeout): each piece trains an epoch at least
 JOBS = "jobs.json"  # {run name: job id} of the last submission, in the sweep's _submitit folder
-ERROR_LOG = "error.log"  # a failed run's traceback in its run folder (local --jobs); removed once the run finishes
+ERROR_LOG = "error.log"  # a failed run's traceback in its run folder (local --jobs); run_piece removes it once the
+# run finishes
 ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
                  "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
 
@@ -69,6 +70,8 @@ def run_piece(cfg_dict: dict, run_dir: str, time_budget_s: float | None, data_di
     cfg = RunConfig.from_dict(cfg_dict).validate()
     record = train(cfg, Path(run_dir), data_dir=data_dir, progress=False, time_budget_s=time_budget_s,
                    max_epochs=max_epochs)
+    if record["status"] == "finished":  # however it was run (--jobs, one by one, submitit): no stale failure
+        (Path(run_dir) / ERROR_LOG).unlink(missing_ok=True)
     return {"status": record["status"], "epochs_completed": record["epochs_completed"], "run_dir": str(run_dir)}
 
 
@@ -158,23 +161,28 @@ def run_parallel(todo: list[tuple[RunConfig, Path]], jobs: int, threads_per_run:
             initargs=(threads, os.getpid())) as pool:
         runs = {pool.submit(_run_local_job, cfg.to_dict(), str(d), time_budget_s, data_dir, max_epochs): d
                 for cfg, d in todo}
+        order = {future: i for i, future in enumerate(runs)}
         pending, failed, told = set(runs), {}, False
         while pending:
             done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
+            for future in sorted(done, key=order.get):  # in the sweep's order when several end at once
                 if future.cancelled():
                     continue
                 run_dir = runs[future]
                 try:
                     _, pieces = future.result()  # re-raises a run's error
-                except (Interrupted, BrokenProcessPool):
-                    if stop["signal"] is None:
+                except (Interrupted, BrokenProcessPool) as err:
+                    if stop["signal"] is not None:
+                        continue
+                    if isinstance(err, Interrupted):
                         raise
+                    # a worker died (killed, out of memory): the pool is broken and every run not finished fails
+                    # with this error, each reported; a rerun resumes them from their last.pt
+                    failed[run_dir.name] = run_failed(run_dir, err)
                     continue
                 except Exception as err:  # noqa: BLE001  the run's own failure: reported, the others go on
                     failed[run_dir.name] = run_failed(run_dir, err)
                     continue
-                (run_dir / ERROR_LOG).unlink(missing_ok=True)  # of an earlier failure of the run
                 print(f"finished {run_dir.name} in {pieces} piece(s)")
             if stop["signal"] is not None and not told:
                 told = True

@@ -9,6 +9,8 @@ POINT (how many times the moment passes before the kill, e.g. `validate:2`):
     record:N      while the N-th JSON record is written, half of it on disk (a kill during a record write)
     fail-run:S    no kill: the `sweep --jobs N` run of seed S raises TrainingError (a run that fails while the others
                   train: synthetic.run_local_job_failing_on_request)
+    crash-run:S   no kill of the driver: the worker of the `sweep --jobs N` run of seed S dies (SIGKILL) before it
+                  trains (a worker killed, e.g. out of memory: the pool breaks)
 """
 
 import os
@@ -43,8 +45,9 @@ def install(point: str) -> None:
     if point == "none":
         return
     what, n = point.split(":")
-    if what == "fail-run":
+    if what in ("fail-run", "crash-run"):
         os.environ[synthetic.FAIL_SEED] = n  # read by the spawned workers
+        os.environ[synthetic.FAIL_HOW] = what
         skipvae.sweep._run_local_job = synthetic.run_local_job_failing_on_request
         return
     n = int(n)

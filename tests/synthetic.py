@@ -69,6 +69,7 @@ def run_piece_on_synthetic_data(*args, **kwargs):
 
 
 FAIL_SEED = "SKIPVAE_TEST_FAIL_SEED"  # the seed of the run that run_piece_failing_on_request fails
+FAIL_HOW = "SKIPVAE_TEST_FAIL_HOW"  # run_local_job_failing_on_request: 'fail-run' (it raises) or 'crash-run' (killed)
 
 
 def run_piece_failing_on_request(cfg_dict, run_dir, *args, **kwargs):
@@ -93,9 +94,14 @@ def run_local_job_on_synthetic_data(*args, **kwargs):
 
 def run_local_job_failing_on_request(cfg_dict, *args, **kwargs):
     """run_local_job_on_synthetic_data, except that the run whose seed is $SKIPVAE_TEST_FAIL_SEED fails
-    (TrainingError) before it trains (the body of a `--jobs N` worker, in a spawned process)."""
+    (TrainingError) before it trains, or with $SKIPVAE_TEST_FAIL_HOW 'crash-run' its worker is killed (the body of
+    a `--jobs N` worker, in a spawned process)."""
+    import signal
+
     from skipvae.errors import TrainingError
 
+    if str(cfg_dict["seed"]) == os.environ.get(FAIL_SEED) and os.environ.get(FAIL_HOW) == "crash-run":
+        os.kill(os.getpid(), signal.SIGKILL)
     if str(cfg_dict["seed"]) == os.environ.get(FAIL_SEED):
         raise TrainingError(f"injected failure of seed {cfg_dict['seed']} (tests)")
     return run_local_job_on_synthetic_data(cfg_dict, *args, **kwargs)

@@ -206,6 +206,10 @@ def test_a_run_is_priced_only_by_measured_runs_of_its_precision_and_step(tmp_pat
     compiled = make_config("mnist", "vae", "paper", arch="mlp")
     assert compiled.compile_step and budget.run_minutes_estimates([compiled]) == [
         (None, "whose model was measured only in fp32 eager, never in fp32 compiled")]
+    other = make_config("mnist", "vae", "paper", arch="pixelcnn", latent_dim=7)  # its settings recorded, no rate
+    measured(results, make_config("mnist", "vae", "cpu", arch="pixelcnn", amp=False, latent_dim=7), 0.0)
+    assert budget.run_minutes_estimates([other]) == [
+        (None, "whose model's records in fp32 eager hold no training rate (examples per second)")]
 
 
 def test_an_estimate_of_training_alone_gets_the_final_iw_nll_added(tmp_path, monkeypatch):

@@ -102,7 +102,6 @@ def test_the_smoke_profile_reduces_and_the_defaults_are_copies():
     assert mnist.defaults()["seeds"] == [0, 1, 2]
 
 
-
 def test_an_unknown_parameter_or_block_is_one_config_error_naming_it():
     mnist = experiment("mnist")
     with pytest.raises(ConfigError, match=r"^unknown parameter seedz=\[0\] of experiment 'mnist'; valid parameters: "

@@ -198,3 +198,19 @@ def test_a_failed_run_of_a_parallel_sweep_is_reported_at_once_and_the_others_tra
     assert proc.returncode == 0, proc.stdout
     assert "3 runs, 2 finished, 1 to run" in proc.stdout and f"finished {names[1]} in 1 piece(s)" in proc.stdout
     assert not log.exists() and (tmp_path / "runs" / "t" / names[1] / "record.json").is_file()
+
+
+def test_a_worker_killed_in_a_parallel_sweep_fails_the_unfinished_runs_cleanly(tmp_path):
+    """--jobs 2, seed 1's worker is killed (as by the kernel out of memory): the process pool breaks, every run that
+    had not finished is reported failed (one line each, its traceback in its folder; no traceback from the driver),
+    exit 1; the same command again trains them all."""
+    from skipvae.sweep import load_sweep
+
+    proc = sweep_cli(tmp_path, "crash-run:1")
+    names = [cfg.run_name() for cfg in load_sweep(tmp_path / "s.yaml").configs]
+    assert proc.returncode == 1, proc.stdout
+    assert f"failed {names[1]}: BrokenProcessPool: " in proc.stdout
+    assert "Traceback" not in proc.stdout and proc.stdout.splitlines()[-1].startswith("skipvae: ")
+    proc = sweep_cli(tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert all((tmp_path / "runs" / "t" / n / "record.json").is_file() for n in names)

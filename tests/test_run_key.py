@@ -129,5 +129,5 @@ def test_tables_keyed_by_run_follow_their_records_to_the_new_key(tmp_path):
                                 f"another-run,2.0,1,001\n")  # only the run names changed
     assert rekey_run_tables(tmp_path) == []  # idempotent
     (folder / "broken.json").write_text("[1, 2]")
-    with pytest.raises(DataError, match="broken.json holds a JSON list, not an object"):
+    with pytest.raises(DataError, match="broken.json holds a list, expected a JSON object"):
         rekey_run_tables(tmp_path)

@@ -385,6 +385,8 @@ def unpriced_reason(config: dict, rates: Rates) -> str:
     measured = rates.steps.get(model_shape(config, step=False))
     if not measured:
         return "with no record of their model at any scale"
+    if step_settings(config) in measured:  # records at these settings, none with a training rate
+        return f"whose model's records in {step_settings(config)} hold no training rate (examples per second)"
     return f"whose model was measured only in {' and '.join(sorted(measured))}, never in {step_settings(config)}"
 
 

@@ -248,13 +248,10 @@ def rekey_run_tables(root: str | Path | None = None) -> list[Path]:
     """Rewrite the run names in every table keyed by run (results/<experiment>/*.csv with a 'run' column, e.g. the
     t-SNE coordinates) that still holds a name a record was re-keyed from (its migrations' old_name); returns the
     files rewritten. Every other cell is kept as the text it was (read and written as strings), and a record file
-    that is not a JSON object is reported."""
+    that is not a run record is reported."""
     renamed = {}
     for path in sorted(results_root(root).glob("*/runs/*.json")):
-        record = parse_record(path)
-        if not isinstance(record, dict):
-            raise DataError(f"run record {path} holds a JSON {type(record).__name__}, not an object; each "
-                            f"results/<experiment>/runs/*.json must be one record written by skipvae.train")
+        record = read_record(path)  # checked: a file that is not a run record is a DataError naming it
         for step in record.get("migrations") or []:
             if step.get("old_name"):
                 renamed[step["old_name"]] = path.stem
