@@ -122,7 +122,7 @@ def test_claim_verdict_adds_up_the_checks(verdicts, expected):
 # ------------------------------------------------------------------------------------------- gates, end to end
 
 def write(root, experiment, dataset, model, seed, profile="cpu", arch=None, **values):
-    cfg_keys = {k: values.pop(k) for k in ("latent_dim", "dec_layers") if k in values}
+    cfg_keys = {k: values.pop(k) for k in ("latent_dim", "dec_layers", "nll_subset") if k in values}
     cfg = make_config(dataset, model, profile, arch=arch, seed=seed, **cfg_keys)
     metrics = {"nll": 90.0, "neg_elbo": 92.0, "kl": 2.0, "mi": 1.0, "au_0.01": 3, "n_examples": 2000} | values
     record = {"status": "finished", "name": cfg.run_name(), "config": cfg.to_dict(), "metrics": metrics}
@@ -168,6 +168,17 @@ def test_c1_not_reproduced_inconclusive_and_too_few_seeds(tmp_path, monkeypatch)
     for p in (tmp_path / "latent_dim" / "runs").glob("*-s2-*"):
         p.unlink()  # two seeds left
     assert {c.verdict for c in claim_checks("C1")[0]} == {INCONCLUSIVE}
+
+
+def test_a_check_never_pools_runs_of_different_configs(tmp_path, monkeypatch):
+    """A seed of another config in a cell (here the NLL scored on other documents) is an error naming the field and
+    the runs, not a fourth seed of the cell."""
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path))
+    table1_runs(tmp_path)
+    write(tmp_path, "latent_dim", "mnist", "vae", 3, latent_dim=10, nll_subset="random")
+    with pytest.raises(DataError, match=r"would pool runs of different configs \(they differ in nll_subset\): "
+                                        r"mnist-pixelcnn-vae-z10-l9-s0-"):
+        claim_checks("C1")
 
 
 def test_gate_all_units_active_and_mi_ceiling(tmp_path, monkeypatch):

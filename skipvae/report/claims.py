@@ -41,6 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from skipvae.config import NOT_IDENTITY, field_defaults
 from skipvae.errors import DataError
 from skipvae.report.stats import Interval, difference, level, paired
 from skipvae.report.store import PROFILE_RANK, load_runs, load_theory, paper_numbers, reference_records
@@ -175,13 +176,38 @@ NAMES = {"vae": "VAE", "skip-vae": "Skip-VAE", "sa-vae": "SA-VAE", "skip-sa-vae"
 
 
 def values(runs: pd.DataFrame, metric: str, **where) -> pd.Series:
-    """The metric per seed (index: seed) of the runs matching `where`; empty if none."""
-    rows = runs
-    for k, v in where.items():
-        rows = rows[rows[k] == v] if k in rows.columns else rows.iloc[:0]
+    """The metric per seed (index: seed) of the runs matching `where`; empty if none. The runs must share one
+    config but for the seed (one_config): a check never pools different runs."""
+    rows = matching(runs, **where)
     if metric not in rows.columns or rows.empty:
         return pd.Series(dtype=float)
+    one_config(rows, metric, where)
     return pd.to_numeric(rows.set_index("seed")[metric], errors="coerce").dropna()
+
+
+def matching(runs: pd.DataFrame, **where) -> pd.DataFrame:
+    """The runs whose columns equal `where` (none where a column is missing)."""
+    for k, v in where.items():
+        runs = runs[runs[k] == v] if k in runs.columns else runs.iloc[:0]
+    return runs
+
+
+def one_config(rows: pd.DataFrame, metric: str = "", where: dict | None = None) -> None:
+    """DataError when `rows` differ in a config field other than the seed (a missing field read as its default),
+    naming the fields and the runs: a value over seeds of different configs would mean nothing."""
+    defaults = field_defaults()
+    fields = [f for f in defaults if f in rows.columns and f not in ("seed", *NOT_IDENTITY)]
+    seen = pd.DataFrame({f: [repr(defaults[f] if _missing(v) else v) for v in rows[f]] for f in fields})
+    varying = [f for f in fields if seen[f].nunique() > 1]
+    if varying:
+        names = ", ".join(map(str, rows["name"])) if "name" in rows.columns else f"{len(rows)} runs"
+        raise DataError(f"{metric or 'a check'} at {where or {}} would pool runs of different configs (they differ "
+                        f"in {', '.join(varying)}): {names}; keep one config per cell (remove or move the others' "
+                        f"records) or judge each config apart")
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _ms(x: pd.Series, digits: int = 2) -> str:
@@ -320,7 +346,8 @@ def _skip_vs_vae(claim: str, runs: pd.DataFrame, table: pd.DataFrame, setting: s
     for k, v in paper_where.items():
         vae_au = vae_au[vae_au[k] == v]
     paper_base_au = float(vae_au["au_0.01"].iloc[0]) if len(vae_au) and "au_0.01" in vae_au else None
-    n_examples = values(runs, "n_examples", **where).max() if "n_examples" in runs.columns else None
+    n_examples = pd.to_numeric(matching(runs, **where).get("n_examples", pd.Series(dtype=float))).max()  # both models
+    n_examples = None if pd.isna(n_examples) else n_examples
     collapsed = collapsed_seeds(runs, **where)
     for m in metrics:
         a, b = values(runs, m, model="vae", **where), values(runs, m, model="skip-vae", **where)
