@@ -250,6 +250,15 @@ def test_captions_state_our_mi_ceiling_and_the_iw_nll_subset(tmp_path):
                  nll_examples=2000, nll_subset="random")
     caption = report.beside_caption(report.side_by_side(report.load_runs("mnist", tmp_path), "table3"))
     assert "log 2,000 = 7.60" in caption and "IW-NLL is computed on" not in caption  # the whole test set
+    write_record(tmp_path, "mnist", "mnist", "vae", profile="paper", arch="mlp", latent_dim=50, dec_layers=2,
+                 n_examples=10000, nll_examples=10000)
+    write_record(tmp_path, "mnist", "mnist", "skip-vae", arch="mlp", latent_dim=50, dec_layers=2, n_examples=2000,
+                 nll_examples=500)
+    both = report.load_runs("mnist", tmp_path)  # two profiles: each named, the largest first
+    assert report.nll_subset_text(both) == ("at the paper profile, all 10,000 test examples; at the cpu profile, all "
+                                            "2,000 test examples; at the cpu profile, 500 of the 2,000 test examples "
+                                            "(the first of the split)")
+    assert report.nll_subset_text(both[both["profile"] == "paper"]) == ""  # one profile, the whole test set
 
 
 def test_two_configs_that_differ_in_one_field_are_two_rows_in_the_terminal_and_the_book(tmp_path, capsys):

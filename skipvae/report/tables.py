@@ -177,18 +177,27 @@ def side_by_side(runs: pd.DataFrame, name: str, extra_rows: pd.DataFrame | None 
 def nll_subset_text(runs: pd.DataFrame) -> str:
     """Which test examples the runs' IW-NLL (and perplexity) is computed on, e.g. '200 of the 500 test documents
     (the first in length order, the shortest), mean length 41.8 tokens against 64.2 over the whole test set';
-    '' where every run scores the whole test set or the records do not say."""
+    '' where every run scores the whole test set or the records do not say. Runs of several profiles get one
+    part per profile, named ('at the paper profile, all 10,000 test examples; at the cpu profile, 500 of ...')."""
     if runs.empty or not {"nll_examples", "n_examples"} <= set(runs.columns):
         return ""
     text = "n_tokens" in runs.columns and runs["n_tokens"].notna().any()
     rule = runs["nll_subset"] if "nll_subset" in runs.columns else pd.Series("first", index=runs.index)
+    profiles = runs["profile"] if "profile" in runs.columns else pd.Series("", index=runs.index)
+    named = profiles.nunique() > 1
+    if not named and (runs["nll_examples"] >= runs["n_examples"]).all():
+        return ""
     parts = []
-    for (k, n, how), g in runs.assign(_rule=rule.fillna("first")).groupby(["nll_examples", "n_examples", "_rule"]):
+    groups = runs.assign(_rule=rule.fillna("first"), _profile=profiles).groupby(
+        ["_profile", "nll_examples", "n_examples", "_rule"], sort=False)
+    for (profile, k, n, how), g in sorted(groups, key=lambda item: -PROFILE_RANK.get(item[0][0], 0)):
+        at = f"at the {profile} profile, " if named else ""
         if k >= n:
+            parts.append(f"{at}all {int(n):,} test {'documents' if text else 'examples'}")
             continue
         which = ("a random subset drawn with each run's seed" if how == "random" else
                  "the first in length order, the shortest" if text else "the first of the split")
-        part = f"{int(k):,} of the {int(n):,} test {'documents' if text else 'examples'} ({which})"
+        part = f"{at}{int(k):,} of the {int(n):,} test {'documents' if text else 'examples'} ({which})"
         if text and {"nll_tokens", "n_tokens"} <= set(g.columns):
             part += (f", mean length {(g['nll_tokens'] / g['nll_examples']).mean():.1f} tokens against "
                      f"{(g['n_tokens'] / g['n_examples']).mean():.1f} over the whole test set")
