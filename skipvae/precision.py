@@ -1,12 +1,17 @@
-"""Validation of bf16 autocast training: the same runs in fp32 and bf16, several seeds each, compared.
+"""Validations of a change to how runs train that should not change what they compute: the same runs before and
+after, several seeds each, compared. Two are declared (VALIDATIONS):
 
-    python -m skipvae.precision run        # train what is missing (resumable), copy the records to RECORDS
-    python -m skipvae.precision report     # the comparison table
+    precision   fp32 against bf16 autocast training, seeds 0-2: the PixelCNN (on PIXELCNN_CUT), LSTM and MLP VAEs;
+    step        the eager against the compiled training step (compile_step, torch.compile) of the 9-layer PixelCNN
+                VAE in bf16 on PIXELCNN_CUT, seeds 3-5: both sides trained on one machine, side by side.
 
-For every metric m and seed s, d_s = m(bf16, s) - m(fp32, s). Reported: the per-seed differences, their mean
-d, the seed standard deviation of each precision (sample sd, ddof = 1), and the paired 95% interval
-d +- t_{0.975, n-1} sd(d) / sqrt(n). bf16 *agrees* on a metric when |d| is at most the larger seed sd (the
-difference is within seed noise); for the validation ELBO curve the same test is made at every epoch.
+    python -m skipvae.precision run [--validation step]     # train what is missing (resumable), records in RECORDS
+    python -m skipvae.precision report                      # the comparison tables
+
+For every metric m and seed s, d_s = m(after, s) - m(before, s). Reported: the per-seed differences, their mean
+d, the seed standard deviation of each side (sample sd, ddof = 1), and the paired 95% interval
+d +- t_{0.975, n-1} sd(d) / sqrt(n) (scipy). The after side *agrees* on a metric when |d| is at most the larger
+seed sd (the difference is within seed noise); for the validation ELBO curve the same test is made at every epoch.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import json
 import math
 import os
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from scipy import stats
 
 from skipvae.config import WHOLE, RunConfig, make_config
 from skipvae.records import REPO_ROOT
 
 RUNS = REPO_ROOT / "runs" / "precision"  # checkpoints (git-ignored)
 SEEDS = (0, 1, 2)
+STEP_SEEDS = (3, 4, 5)  # the step validation's own seeds: its eager side is trained beside its compiled side
 METRICS = ("neg_elbo", "kl", "mi", "au_0.01", "nll")
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 # The PixelCNN validation runs (session 3) used this cut of the cpu profile of the time; kept so that their
@@ -54,6 +63,49 @@ def family_configs(family: str, amp: bool, seed: int) -> RunConfig:
 FAMILIES = ("pixelcnn", "lstm", "mlp")
 
 
+def step_configs(family: str, compiled: bool, seed: int) -> RunConfig:
+    """The step validation's run: the 9-layer PixelCNN VAE in bf16 on PIXELCNN_CUT, eager or compiled."""
+    if family != "pixelcnn":
+        raise ValueError(f"unknown family {family!r} for the step validation; valid: pixelcnn")
+    return make_config("mnist", "vae", "cpu", dec_layers=9, amp=True, compile_step=compiled, seed=seed,
+                       **PIXELCNN_CUT)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Runs before and after a change, paired by seed: `config(family, after, seed)` plans them, `side(record)` says
+    which side a record is on (False before, True after; None: not this validation's)."""
+    name: str
+    before: str
+    after: str
+    families: tuple
+    seeds: tuple
+    config: Callable[[str, bool, int], RunConfig]
+    side: Callable[[dict], bool | None]
+
+    def planned(self, families=None, seeds=None) -> list[tuple[str, RunConfig]]:
+        """(family, config) of every run, seeds interleaved with the sides (pairs finish together)."""
+        return [(f, self.config(f, after, s)) for f in families or self.families for s in seeds or self.seeds
+                for after in (False, True)]
+
+
+def _precision_side(record: dict) -> bool | None:
+    c = record["config"]
+    return None if c.get("compile_step") or c["seed"] not in SEEDS else bool(c.get("amp"))
+
+
+def _step_side(record: dict) -> bool | None:
+    c = record["config"]
+    ok = c.get("arch") == "pixelcnn" and c.get("amp") and c["seed"] in STEP_SEEDS
+    return bool(c.get("compile_step")) if ok else None
+
+
+PRECISION = Validation("precision", "fp32", "bf16", FAMILIES, SEEDS, family_configs,
+                       _precision_side)
+STEP = Validation("step", "eager", "compiled", ("pixelcnn",), STEP_SEEDS, step_configs, _step_side)
+VALIDATIONS = {v.name: v for v in (PRECISION, STEP)}
+
+
 def cpu_profile_uses_bf16(family: str) -> bool:
     """Whether the cpu profile trains this family under bf16 autocast (its `amp` default in skipvae.config)."""
     dataset, arch = ("yahoo", "lstm") if family == "lstm" else ("mnist", family)
@@ -61,24 +113,27 @@ def cpu_profile_uses_bf16(family: str) -> bool:
 
 
 def planned(families=FAMILIES, seeds=SEEDS) -> list[tuple[str, RunConfig]]:
-    """(family, config) of every validation run, seeds interleaved with precisions (pairs finish together)."""
-    return [(f, family_configs(f, amp, s)) for f in families for s in seeds for amp in (False, True)]
+    """(family, config) of every precision validation run (PRECISION.planned)."""
+    return PRECISION.planned(families, seeds)
 
 
-def run(families=FAMILIES, seeds=SEEDS, records: Path | None = None, runs: Path = RUNS) -> None:
-    """Train every planned run that has no record yet (one at a time; each resumes from its checkpoint)."""
+def run(families=None, seeds=None, records: Path | None = None, runs: Path = RUNS,
+        validation: Validation = PRECISION) -> None:
+    """Train every planned run of `validation` that has no record yet (one at a time; each resumes from its
+    checkpoint)."""
     from skipvae.train import train
 
     records = records or records_dir()
     records.mkdir(parents=True, exist_ok=True)
-    for fam, cfg in planned(families, seeds):
+    for fam, cfg in validation.planned(families, seeds):
         path = records / f"{cfg.run_name()}.json"
         if path.exists():
             continue
         record = train(cfg, runs / cfg.run_name(), progress=False)
         path.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
-        print(f"{fam} amp={cfg.amp} seed={cfg.seed}: -elbo {record['metrics']['neg_elbo']:.2f} "
-              f"({record['wall_time_s']:.0f} s)", flush=True)
+        print(f"{validation.name} {fam} {validation.after if validation.side(record) else validation.before} "
+              f"seed={cfg.seed}: -elbo {record['metrics']['neg_elbo']:.2f} ({record['wall_time_s']:.0f} s)",
+              flush=True)
 
 
 def family_of(record: dict) -> str:
@@ -89,66 +144,69 @@ def load(records: Path | None = None) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(records or records_dir()).glob("*.json"))]
 
 
-def paired(fp32: dict[int, float], bf16: dict[int, float]) -> dict:
-    """Per-seed differences bf16 - fp32 over the seeds present in both, their mean, paired 95% interval, and
-    the seed sd of each precision."""
-    seeds = sorted(set(fp32) & set(bf16))
-    diffs = [bf16[s] - fp32[s] for s in seeds]
+def paired(before: dict[int, float], after: dict[int, float]) -> dict:
+    """Per-seed differences after - before over the seeds present in both, their mean, paired 95% interval
+    (scipy's t), and the seed sd of each side."""
+    seeds = sorted(set(before) & set(after))
+    diffs = [after[s] - before[s] for s in seeds]
     n = len(diffs)
     out = {"seeds": seeds, "diffs": diffs, "mean_diff": statistics.fmean(diffs) if n else math.nan,
-           "fp32_mean": statistics.fmean(fp32[s] for s in seeds) if n else math.nan,
-           "bf16_mean": statistics.fmean(bf16[s] for s in seeds) if n else math.nan,
-           "sd_fp32": statistics.stdev([fp32[s] for s in seeds]) if n > 1 else math.nan,
-           "sd_bf16": statistics.stdev([bf16[s] for s in seeds]) if n > 1 else math.nan}
-    half = T975[n - 1] * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else math.nan
+           "before_mean": statistics.fmean(before[s] for s in seeds) if n else math.nan,
+           "after_mean": statistics.fmean(after[s] for s in seeds) if n else math.nan,
+           "sd_before": statistics.stdev([before[s] for s in seeds]) if n > 1 else math.nan,
+           "sd_after": statistics.stdev([after[s] for s in seeds]) if n > 1 else math.nan}
+    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else math.nan
     out["ci95"] = [out["mean_diff"] - half, out["mean_diff"] + half]
-    noise = max(out["sd_fp32"], out["sd_bf16"])
+    noise = max(out["sd_before"], out["sd_after"])
     out["within_seed_noise"] = bool(n > 1 and abs(out["mean_diff"]) <= noise)
     return out
 
 
-def compare(records: list[dict]) -> dict:
+def compare(records: list[dict], validation: Validation = PRECISION) -> dict:
     """{family: {'metrics': {metric: paired(...)}, 'curve': [paired(...) per epoch], 'agrees': bool,
-    'seconds': {'fp32': mean wall s, 'bf16': ...}}} from the validation records."""
+    'train_seconds': {before label: mean s, after label: ...}, 'n_pairs'}} from the records on a side of
+    `validation` (the others are left out)."""
     by = {}
     for r in records:
-        amp = bool(r["config"].get("amp"))
-        by.setdefault(family_of(r), {False: {}, True: {}})[amp][r["config"]["seed"]] = r
+        side = validation.side(r)
+        if side is not None:
+            by.setdefault(family_of(r), {False: {}, True: {}})[side][r["config"]["seed"]] = r
     out = {}
     for fam, runs in sorted(by.items()):
         metrics = {}
         for m in METRICS:
-            vals = {amp: {s: r["metrics"][m] for s, r in runs[amp].items() if r["metrics"].get(m) is not None}
-                    for amp in (False, True)}
+            vals = {side: {s: r["metrics"][m] for s, r in runs[side].items() if r["metrics"].get(m) is not None}
+                    for side in (False, True)}
             metrics[m] = paired(vals[False], vals[True])
-        epochs = min((len(r["history"]) for amp in runs for r in runs[amp].values()), default=0)
+        epochs = min((len(r["history"]) for side in runs for r in runs[side].values()), default=0)
         curve = [paired({s: r["history"][e]["val_neg_elbo"] for s, r in runs[False].items()},
                         {s: r["history"][e]["val_neg_elbo"] for s, r in runs[True].items()}) for e in range(epochs)]
         agrees = len(metrics["neg_elbo"]["seeds"]) > 1 and all(
             p["within_seed_noise"] for p in list(metrics.values()) + curve if p["seeds"])
-        seconds = {name: statistics.fmean(r["train_time_s"] for r in runs[amp].values()) if runs[amp] else math.nan
-                   for name, amp in (("fp32", False), ("bf16", True))}
+        seconds = {label: statistics.fmean(r["train_time_s"] for r in runs[side].values()) if runs[side] else math.nan
+                   for label, side in ((validation.before, False), (validation.after, True))}
         out[fam] = {"metrics": metrics, "curve": curve, "agrees": agrees, "train_seconds": seconds,
                     "n_pairs": len(metrics["neg_elbo"]["seeds"])}
     return out
 
 
-def table(comparison: dict) -> list[dict]:
+def table(comparison: dict, validation: Validation = PRECISION) -> list[dict]:
     """One row per (family, metric) for the book: means, difference, interval and seed sds (numbers rounded)."""
+    b, a = validation.before, validation.after
     rows = []
     for fam, c in comparison.items():
         items = list(c["metrics"].items())
         if c["curve"]:
-            worst = max(c["curve"], key=lambda p: abs(p["mean_diff"]) / max(p["sd_fp32"], p["sd_bf16"], 1e-12))
+            worst = max(c["curve"], key=lambda p: abs(p["mean_diff"]) / max(p["sd_before"], p["sd_after"], 1e-12))
             items.append(("val -ELBO curve (worst epoch)", worst))
         for m, p in items:
             if not p["seeds"]:
                 continue
-            rows.append({"model": f"{fam} VAE", "metric": m, "seeds": len(p["seeds"]), "fp32": p["fp32_mean"],
-                         "bf16": p["bf16_mean"], "per seed": ", ".join(f"{d:+.3g}" for d in p["diffs"]),
-                         "bf16 - fp32": p["mean_diff"],
+            rows.append({"model": f"{fam} VAE", "metric": m, "seeds": len(p["seeds"]), b: p["before_mean"],
+                         a: p["after_mean"], "per seed": ", ".join(f"{d:+.3g}" for d in p["diffs"]),
+                         f"{a} - {b}": p["mean_diff"],
                          "95% interval": f"[{p['ci95'][0]:.3g}, {p['ci95'][1]:.3g}]",
-                         "seed sd fp32": p["sd_fp32"], "seed sd bf16": p["sd_bf16"],
+                         f"seed sd {b}": p["sd_before"], f"seed sd {a}": p["sd_after"],
                          "within seed noise": "yes" if p["within_seed_noise"] else "no"})
     return rows
 
@@ -156,17 +214,19 @@ def table(comparison: dict) -> list[dict]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("action", choices=("run", "report"))
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
+    ap.add_argument("--validation", choices=sorted(VALIDATIONS), default="precision")
+    ap.add_argument("--families", nargs="+", default=None, help="default: every family of the validation")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    validation = VALIDATIONS[args.validation]
     if args.action == "run":
         import torch
 
         torch.set_num_threads(args.threads)
-        run(tuple(args.families))
+        run(tuple(args.families) if args.families else None, validation=validation)
     else:
-        comparison = compare(load())
-        for row in table(comparison):
+        comparison = compare(load(), validation)
+        for row in table(comparison, validation):
             print(row)
         for fam, c in comparison.items():
             print(f"{fam}: {c['n_pairs']} seed pairs, agrees: {c['agrees']}, train s {c['train_seconds']}")

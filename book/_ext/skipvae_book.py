@@ -19,7 +19,8 @@ Directives (in MyST pages: ```{name} argument```):
     rule-history                       when the ledger's rules were fixed or changed
     profile-table <arch>               the scale of the smoke, cpu and paper profiles (skipvae.config)
     provenance-table, timing-table     where and how long the runs ran
-    precision-table                    fp32 against bf16 autocast training (skipvae.precision)
+    precision-table [:validation: step]  fp32 against bf16 training, or the eager against the compiled step
+                                       (skipvae.precision)
     budget-table [plan]                the planned sweeps against the records (skipvae.report.budget)
     reliability-table                  the reliability cases by area and their tests (skipvae.reliability_cases)
 Roles:
@@ -506,33 +507,40 @@ class ProfileTable(SphinxDirective):
 
 
 class PrecisionTable(ResultsDirective):
-    """fp32 against bf16 autocast training (skipvae.precision): one row per model and metric, and the verdict."""
+    """A validation of skipvae.precision (option `validation`: precision, fp32 against bf16 autocast training, the
+    default; step, the eager against the compiled step): one row per model and metric, and the verdict."""
+    option_spec = {"validation": directives.unchanged}
 
     def make(self):
         from skipvae import precision
 
-        comparison = precision.compare(precision.load())
+        v = precision.VALIDATIONS[self.options.get("validation", "precision")]
+        b, a = v.before, v.after
+        comparison = precision.compare(precision.load(), v)
         if not comparison:
-            return [admonition("Not run yet", [paragraph("The fp32 / bf16 comparison appears here once "
-                                                         "`python -m skipvae.precision run` has written records.")],
-                               ["warning", "skipvae-not-run"])]
-        df = pd.DataFrame(precision.table(comparison))
-        for c in ("fp32", "bf16", "bf16 - fp32", "seed sd fp32", "seed sd bf16"):
-            df[c] = [report.fmt(v, 3) for v in df[c]]
-        caption = ("Test metrics (nats; AU in dimensions) of the same cpu-profile runs trained in fp32 and under "
-                   "bf16 autocast, seeds paired; the interval is the paired 95% t interval of bf16 - fp32, "
-                   "'within seed noise' = |mean difference| at most the larger seed sd.")
+            return [admonition("Not run yet", [paragraph(f"The {b} / {a} comparison appears here once `python -m "
+                                                         f"skipvae.precision run --validation {v.name}` has written "
+                                                         f"records.")], ["warning", "skipvae-not-run"])]
+        df = pd.DataFrame(precision.table(comparison, v))
+        for c in (b, a, f"{a} - {b}", f"seed sd {b}", f"seed sd {a}"):
+            df[c] = [report.fmt(x, 3) for x in df[c]]
+        what = "trained in fp32 and under bf16 autocast" if v is precision.PRECISION else \
+            "trained in bf16 with the eager and with the compiled step (torch.compile), on one machine"
+        caption = (f"Test metrics (nats; AU in dimensions) of the same cpu-profile runs {what}, seeds "
+                   f"{', '.join(map(str, v.seeds))} paired; the interval is the paired 95% t interval of {a} - {b}, "
+                   f"'within seed noise' = |mean difference| at most the larger seed sd.")
         nodes_out = [table_node(df.astype(str), ["skipvae-results", "skipvae-results-precision"], caption,
-                                "precision")]
+                                f"validation-{v.name}")]
         for fam, c in comparison.items():
             speed = c["train_seconds"]
             verdict = "agrees within seed noise on every metric and epoch" if c["agrees"] else \
                 "does not agree within seed noise on every metric and epoch (see the rows marked no)"
-            default = "bf16" if precision.cpu_profile_uses_bf16(fam) else "fp32"
-            nodes_out.append(paragraph(f"{fam} VAE ({c['n_pairs']} seed pairs): bf16 {verdict}; mean training "
-                                       f"time {report.fmt(speed['fp32'], 0)} s in fp32, "
-                                       f"{report.fmt(speed['bf16'], 0)} s in bf16. The cpu profile trains it in "
-                                       f"{default}."))
+            default = ""
+            if v is precision.PRECISION:
+                default = f" The cpu profile trains it in {'bf16' if precision.cpu_profile_uses_bf16(fam) else 'fp32'}."
+            nodes_out.append(paragraph(f"{fam} VAE ({c['n_pairs']} seed pairs): {a} {verdict}; mean training "
+                                       f"time {report.fmt(speed[b], 0)} s {b}, {report.fmt(speed[a], 0)} s "
+                                       f"{a}.{default}"))
         return nodes_out
 
 
