@@ -228,3 +228,30 @@ def test_the_partial_record_of_a_run_is_written_while_it_trains_and_removed_once
     assert json.loads(out.read_text())["epochs_completed"] == 1 and (run / LAST).exists()
     train(cfg, run, progress=False)
     assert (run / RECORD).exists() and export(tmp_path / "sweep", "mnist") == [] and not out.exists()
+
+
+
+def test_the_partial_record_of_a_lost_attempt_is_kept_as_lost_when_the_run_starts_over(tmp_path, monkeypatch):
+    """A machine lost with its checkpoints: the run starts over, and the earlier attempt's partial record moves to
+    partial/lost/ (the budget counts it) instead of being overwritten; the same attempt, further on, replaces it."""
+    import shutil
+
+    from synthetic import use_synthetic_data
+
+    from skipvae.partial import export
+
+    monkeypatch.setenv("SKIPVAE_RESULTS", str(tmp_path / "results"))
+    use_synthetic_data(monkeypatch)
+    cfg = make_config("mnist", "vae", "smoke", arch="mlp", epochs=3)
+    run = tmp_path / "sweep" / cfg.run_name()
+    train(cfg, run, progress=False, max_epochs=2)
+    (out,) = export(tmp_path / "sweep", "mnist")
+    first = json.loads(out.read_text())
+    shutil.rmtree(run)  # the machine is replaced: runs/ is gone
+    train(cfg, run, progress=False, max_epochs=1)
+    assert export(tmp_path / "sweep", "mnist") == [out] and json.loads(out.read_text())["epochs_completed"] == 1
+    lost = out.parent / "lost" / f"{cfg.run_name()}.lost-at-epoch-2.json"
+    assert json.loads(lost.read_text()) == first
+    train(cfg, run, progress=False, max_epochs=1)  # the same attempt, one epoch on: no second lost record
+    export(tmp_path / "sweep", "mnist")
+    assert json.loads(out.read_text())["epochs_completed"] == 2 and len(list(lost.parent.iterdir())) == 1

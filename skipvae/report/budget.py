@@ -42,7 +42,6 @@ from skipvae.records import REPO_ROOT, read_json
 from skipvae.report.store import results_root
 
 PLAN = REPO_ROOT / "sweeps" / "cpu_plan.yaml"
-PAPER_PLAN = REPO_ROOT / "sweeps" / "paper_plan.yaml"
 
 
 def load_plan(path: str | Path = PLAN) -> dict:
