@@ -189,7 +189,7 @@ def cmd_evaluate(args) -> int:
     model.load_state_dict(ckpt["model"])
     metrics = evaluate(model, data, split=args.split, iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
                        n_eval_nll=cfg.n_eval_nll, nll_subset=cfg.nll_subset, seed=cfg.seed,
-                       batch_size=cfg.batch_size)
+                       batch_size=cfg.batch_size, nll_amp=cfg.nll_amp)
     if args.out:
         atomic_write_json(args.out, {"checkpoint": str(path), "split": args.split, "config": cfg.to_dict(),
                                      "metrics": metrics})

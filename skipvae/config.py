@@ -91,6 +91,9 @@ class RunConfig:
     # which of them: 'first' in the split's batch order (text batches are sorted by length: the shortest documents,
     # as the committed cpu records were scored), 'random' a subset drawn with the run's seed (skipvae.metrics)
     nll_subset: str = "first"
+    # the IW-NLL's decoder under bf16 autocast (the log-likelihood and the importance weights stay fp32): within 0.01
+    # nats of fp32 on the same weights (benchmarks/bench_metrics.py --eval-cost) and about 3x faster on the PixelCNN
+    nll_amp: bool = False
     # classification of posterior means (labelled images): the classifiers are fitted on the means of the first
     # clf_n_train training images and tested on the first clf_n_test test images (None: the whole split, as the
     # paper), whatever n_train and n_test the VAE used

@@ -368,14 +368,16 @@ def posterior_means(model, data, split: str = "test", refine: bool = False, batc
 
 def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: int = 50,
              n_eval_nll: int | None = None, seed: int = 0, limit: int | None = None, batch_size: int = 50,
-             mi_chunk: int | None = None, semi_amortized: bool | None = None, nll_subset: str = "first") -> dict:
+             mi_chunk: int | None = None, semi_amortized: bool | None = None, nll_subset: str = "first",
+             nll_amp: bool = False) -> dict:
     """All metrics of a model on one split, as a JSON-ready dict (names as in the run records).
 
     Per example, in nats:
       'nll'       IW estimate with `iw_samples` samples (chunks of `iw_chunk`) on `n_eval_nll` examples
                   ('nll_examples' of them; None when n_eval_nll = 0): with nll_subset 'first' the first in the
                   split's batch order (for text, sorted by length: the shortest), with 'random' a random subset
-                  drawn with `seed`; 'nll_se' is its standard error over those examples, sd / sqrt(n);
+                  drawn with `seed`; 'nll_se' is its standard error over those examples, sd / sqrt(n); with
+                  `nll_amp` the decoder's products run under bf16 autocast (the weights and sums stay fp32);
       'neg_elbo'  = 'rec' + 'kl': rec = -log p(x|z) with one z ~ q(z|x), kl analytic;
       'kl_per_dim' (a list that sums to 'kl').
     Over the split: 'mi' (mutual_information), 'au_0.01' and 'au_0.02' (active_units), 'n_examples'.
@@ -421,7 +423,8 @@ def evaluate(model, data, split: str = "test", iw_samples: int = 500, iw_chunk: 
                 with _timed(timing, "nll"):
                     mu, logvar = q[""]
                     elbo_on_nll += float(neg_elbo[""][pick.cpu()].sum())
-                    lp = iw_log_marginal(model, x[pick], iw_samples, iw_chunk, mu[pick], logvar[pick])
+                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=nll_amp):
+                        lp = iw_log_marginal(model, x[pick], iw_samples, iw_chunk, mu[pick], logvar[pick])
                     nll_values.append(-lp.double().cpu())
                     nll_examples += int(pick.sum())
                     nll_tokens += int(tokens[pick].sum()) if is_text else 0

@@ -85,6 +85,10 @@ def check_precision(cfg: RunConfig, device: torch.device) -> None:
         raise ConfigError("amp=True (bf16 training) of the LSTM needs a CPU with bf16 kernels (AVX512-BF16 or AMX) "
                           "and this one has none; train with --amp false (fp32: a different config and run key) "
                           "or on a machine that has them.")
+    if cfg.nll_amp and cfg.arch == "lstm" and device.type == "cpu" and not cpu_has_bf16():
+        raise ConfigError("nll_amp=True (the IW-NLL in bf16) of the LSTM needs a CPU with bf16 kernels (AVX512-BF16 "
+                          "or AMX) and this one has none; evaluate with nll_amp false (a different config and run "
+                          "key) or on a machine that has them.")
 
 
 def kl_weight(cfg: RunConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -572,7 +576,7 @@ def finish(cfg: RunConfig, run_dir: Path, data, model, state: TrainState, device
     if evaluate_test:  # at the training batch size: the SVI objective of SA models is a batch mean
         metrics = evaluate(model, data, split="test", iw_samples=cfg.iw_samples, iw_chunk=cfg.iw_chunk,
                            n_eval_nll=cfg.n_eval_nll, nll_subset=cfg.nll_subset, seed=cfg.seed,
-                           batch_size=cfg.batch_size)
+                           batch_size=cfg.batch_size, nll_amp=cfg.nll_amp)
     if evaluate_test and getattr(data, "num_classes", None):
         metrics["classification"] = classify_posterior_means(model, cfg, data, data_dir)
     eval_time = time.time() - t0

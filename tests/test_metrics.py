@@ -328,6 +328,31 @@ def test_the_iw_nll_subset_is_the_first_or_a_seeded_random_draw_with_its_standar
         nll_examples_of(600, 100, "shortest", seed=1)
 
 
+def test_the_iw_nll_in_bf16_runs_the_decoder_under_autocast_and_stays_close_to_fp32():
+    """nll_amp: the likelihood calls of the IW-NLL (and only they) run under bf16 autocast; the estimate moves by
+    rounding only (a small PixelCNN, 8 images), while the ELBO, KL and MI are those of fp32."""
+    from skipvae.config import make_config
+    from skipvae.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(make_config("mnist", "vae", "smoke", latent_dim=3, dec_layers=2, dec_channels=8)).eval()
+    x = torch.bernoulli(torch.full((8, 1, 28, 28), 0.3), generator=gen(3))
+    seen, log_likelihood = [], model.log_likelihood
+
+    def recording(x, z):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return log_likelihood(x, z)
+
+    model.log_likelihood = recording
+    fp32 = evaluate(model, TensorData(x), iw_samples=10, iw_chunk=5, batch_size=8)
+    assert seen == [False] * 3  # the ELBO's call, then the IW-NLL's two chunks of 5 samples
+    seen.clear()
+    bf16 = evaluate(model, TensorData(x), iw_samples=10, iw_chunk=5, batch_size=8, nll_amp=True)
+    assert seen == [False, True, True]
+    assert bf16["nll"] != fp32["nll"] and bf16["nll"] == pytest.approx(fp32["nll"], abs=0.5)
+    assert all(bf16[k] == fp32[k] for k in ("neg_elbo", "kl", "mi", "au_0.01"))
+
+
 class RefinedLinearGaussian(LinearGaussian):
     """An SA-style model: a shifted encoder, and a refine() that runs gradient steps on the exact ELBO."""
 

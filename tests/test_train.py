@@ -200,6 +200,10 @@ def test_bf16_lstm_training_on_a_cpu_without_bf16_kernels_is_refused_before_the_
     with pytest.raises(ConfigError, match=r"amp=True \(bf16 training\) of the LSTM needs a CPU with bf16 kernels"):
         train(cfg, tmp_path / "run", data_dir=tmp_path / "no-data-here", progress=False)
     assert not (tmp_path / "run").exists()
+    cfg = make_config("yahoo", "vae", "smoke", nll_amp=True)
+    with pytest.raises(ConfigError, match=r"nll_amp=True \(the IW-NLL in bf16\) of the LSTM needs a CPU with bf16"):
+        train(cfg, tmp_path / "run", data_dir=tmp_path / "no-data-here", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_dry_run_says_so_when_this_cpu_cannot_train_the_config_in_bf16(monkeypatch, capsys):

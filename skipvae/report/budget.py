@@ -275,7 +275,8 @@ LONG_PROFILES = ("paper",)  # profiles that take days on a CPU: refused there un
 STEP_KEYS = ("amp", "compile_step")  # how a training step runs (bf16 autocast, compiled): its price, not its model
 SCALE_KEYS = {"profile", "seed", "dataset", "epochs", "n_train", "n_valid", "n_test", "iw_samples", "iw_chunk",
               "n_eval_nll", "nll_subset", "clf_n_train", "clf_n_test", "clf_epochs", "notes", "warmup_epochs",
-              "lr_decay_after"}  # what a profile scales, not what an example costs
+              "lr_decay_after", "nll_amp"}  # what a profile scales, not what an example costs (nll_amp: the IW-NLL
+# in bf16 is priced at the fp32 records' rate, an upper bound)
 
 
 def model_shape(config: dict, step: bool = True) -> str:
