@@ -190,6 +190,17 @@ def compare(records: list[dict], validation: Validation = PRECISION) -> dict:
     return out
 
 
+def one_signed(family: dict) -> list[str]:
+    """The test metrics of one family's comparison on which every seed pair differs with the same sign, e.g.
+    ['kl lower', 'mi lower']: a direction that the seed-noise rule of three pairs cannot tell from noise."""
+    out = []
+    for m, p in family["metrics"].items():
+        d = p["diffs"]
+        if len(d) > 1 and (all(x > 0 for x in d) or all(x < 0 for x in d)):
+            out.append(f"{m} {'higher' if d[0] > 0 else 'lower'}")
+    return out
+
+
 def table(comparison: dict, validation: Validation = PRECISION) -> list[dict]:
     """One row per (family, metric) for the book: means, difference, interval and seed sds (numbers rounded)."""
     b, a = validation.before, validation.after

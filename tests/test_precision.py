@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from skipvae import precision
 from skipvae.precision import STEP, compare, paired, table
 
 
@@ -40,11 +41,12 @@ def test_the_step_validation_pairs_eager_and_compiled_bf16_runs_of_its_own_seeds
     validation's records (seeds 0-2, fp32 or bf16, eager) are not part of it, nor it of theirs."""
     step = [record(1, s, 90 + s + (0.05 if c else 0), [100 + s], arch="pixelcnn", compiled=c)
             for c in (False, True) for s in (3, 4, 5)]
-    precision = [record(amp, s, 90 + s, [100 + s], arch="pixelcnn") for amp in (0, 1) for s in range(3)]
-    c = compare(step + precision, STEP)["pixelcnn"]
+    others = [record(amp, s, 90 + s, [100 + s], arch="pixelcnn") for amp in (0, 1) for s in range(3)]
+    c = compare(step + others, STEP)["pixelcnn"]
     assert c["n_pairs"] == 3 and c["metrics"]["neg_elbo"]["seeds"] == [3, 4, 5] and c["agrees"]
     assert c["train_seconds"] == {"eager": 10.0, "compiled": 10.0}
-    assert compare(step + precision)["pixelcnn"]["metrics"]["neg_elbo"]["seeds"] == [0, 1, 2]
+    assert precision.one_signed(c) == ["neg_elbo higher", "nll higher"]  # +0.05 in every seed; kl, mi, au tie
+    assert compare(step + others)["pixelcnn"]["metrics"]["neg_elbo"]["seeds"] == [0, 1, 2]
     rows = table(compare(step, STEP), STEP)
     assert {"eager", "compiled", "compiled - eager", "seed sd eager"} <= set(rows[0])
     assert [cfg.compile_step for _, cfg in STEP.planned()] == [False, True] * 3

@@ -538,9 +538,12 @@ class PrecisionTable(ResultsDirective):
             default = ""
             if v is precision.PRECISION:
                 default = f" The cpu profile trains it in {'bf16' if precision.cpu_profile_uses_bf16(fam) else 'fp32'}."
+            same_sign = precision.one_signed(c)
+            signs = (f" Every seed pair moves the same way on {', '.join(same_sign)} ({a} against {b})."
+                     if same_sign else "")
             nodes_out.append(paragraph(f"{fam} VAE ({c['n_pairs']} seed pairs): {a} {verdict}; mean training "
                                        f"time {report.fmt(speed[b], 0)} s {b}, {report.fmt(speed[a], 0)} s "
-                                       f"{a}.{default}"))
+                                       f"{a}.{signs}{default}"))
         return nodes_out
 
 
