@@ -309,9 +309,12 @@ def with_fixed(runs: pd.DataFrame, table: str, path: str | Path | None = None) -
 
 def classification_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of the classification study (C5): latent 50 with the 9-layer PixelCNN or the 2-layer MLP decoder
-    (every run at the smoke profile)."""
-    if runs.empty or (runs["profile"] == "smoke").all():
+    (at the smoke profile, whose decoders are smaller, the latent-50 runs, else every run)."""
+    if runs.empty:
         return runs
+    if (runs["profile"] == "smoke").all():
+        at_50 = runs[runs["latent_dim"] == 50]
+        return at_50 if len(at_50) else runs
     return runs[(runs["latent_dim"] == 50) & (((runs["arch"] == "pixelcnn") & (runs["dec_layers"] == 9))
                                               | ((runs["arch"] == "mlp") & (runs["dec_layers"] == 2)))]
 
