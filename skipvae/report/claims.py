@@ -197,7 +197,7 @@ def one_config(rows: pd.DataFrame, metric: str = "", where: dict | None = None) 
     naming the fields and the runs: a value over seeds of different configs would mean nothing."""
     defaults = field_defaults()
     fields = [f for f in defaults if f in rows.columns and f not in ("seed", *NOT_IDENTITY)]
-    seen = pd.DataFrame({f: [repr(defaults[f] if _missing(v) else v) for v in rows[f]] for f in fields})
+    seen = pd.DataFrame({f: [repr(defaults[f] if _is_missing(v) else v) for v in rows[f]] for f in fields})
     varying = [f for f in fields if seen[f].nunique() > 1]
     if varying:
         names = ", ".join(map(str, rows["name"])) if "name" in rows.columns else f"{len(rows)} runs"
@@ -206,8 +206,9 @@ def one_config(rows: pd.DataFrame, metric: str = "", where: dict | None = None) 
                         f"records) or judge each config apart")
 
 
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+def _is_missing(v) -> bool:
+    """None or NaN (a field a record predates); lists and dicts are values."""
+    return not isinstance(v, (list, tuple, dict)) and bool(pd.isna(v))
 
 
 def _ms(x: pd.Series, digits: int = 2) -> str:
